@@ -1,0 +1,306 @@
+"""The inner loop of one agent: LOG (may write) then PLAN (read-only, ends with one action), or a
+single ACT phase. One step is a generator of turns so front ends can advance it turn by turn.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+from automem.agent.helpers import Helper, make_helpers
+from automem.agent.prompt import pinned_block, step_context, system_prompt
+from automem.engines.base import Engine, EngineError, Message
+from automem.games.base import Game
+from automem.memory.folder import MemoryFolder
+from automem.memory.grammar import build_grammar
+from automem.memory.ops import READ_VERBS, OpResult, Operation, Verb
+from automem.memory.structure import PhaseSpec, Structure
+from automem.memory.syntax import Act, Done, ParseError, format_command, parse_command
+from automem.store.db import CallRecord, OpRecord
+
+#: actions that do nothing harmful, tried in order when a structure's fallback does not fit the game
+_SAFE_FALLBACKS = ("noop", "wait", "search")
+#: consecutive failed engine calls after which the episode is ended as failed
+MAX_ENGINE_ERRORS = 3
+
+
+class AgentError(Exception):
+    """The engine keeps failing; the episode ends (everything recorded so far is kept)."""
+
+
+@dataclass
+class TurnEvent:
+    """One model turn: what was asked, what came back, and what it did."""
+
+    phase: str
+    turn: int
+    call: CallRecord | None
+    command: Act | Done | Operation | ParseError | None
+    result: OpResult | None
+    feedback: str
+
+
+@dataclass
+class Decision:
+    action: str
+    source: str  # model | fallback
+    calls: list[CallRecord] = field(default_factory=list)
+    ops: list[OpRecord] = field(default_factory=list)
+    events: list[TurnEvent] = field(default_factory=list)
+    invalid: int = 0
+    model_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_fallback(structure: Structure, action_names: list[str]) -> str:
+    if structure.fallback_action in action_names:
+        return structure.fallback_action
+    return next((a for a in _SAFE_FALLBACKS if a in action_names), action_names[0])
+
+
+class Agent:
+    def __init__(
+        self,
+        structure: Structure,
+        game: Game,
+        engine: Engine,
+        memory: MemoryFolder,
+        *,
+        temperature: float = 0.7,
+        seed: int = 0,
+    ) -> None:
+        self.structure = structure
+        self.game = game
+        self.engine = engine
+        self.memory = memory
+        self.temperature = temperature
+        self.seed = seed
+        self.action_names = game.action_names()
+        self._action_set = set(self.action_names)
+        self.fallback = resolve_fallback(structure, self.action_names)
+        self.system = system_prompt(
+            structure,
+            game=game.name,
+            task=game.task,
+            rules=game.rules(),
+            actions=game.actions,
+            fallback=self.fallback,
+        )
+        self.helpers: list[Helper] = make_helpers([(h.name, h.params) for h in structure.helpers])
+        self.history: deque[str] = deque(maxlen=max(structure.context.history_steps, 1))
+        self._last_action: str | None = None
+        self._last_reward = 0.0
+        self._engine_errors = 0
+        self._grammars: dict[tuple[object, ...], str] = {}
+
+    # -- grammar --------------------------------------------------------------------------
+    def _paths(self) -> list[str]:
+        known = {f.path for f in self.structure.files}
+        known.update(p for p, _, _ in self.memory.listing())
+        return sorted(known)
+
+    def _grammar(self, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int) -> str | None:
+        if not self.engine.supports_grammar:
+            return None
+        paths = self._paths()
+        # text longer than the token budget would be cut mid-command; ~2 chars per token is safe
+        text_cap = max(8, min(self.structure.operations.max_text_chars, max_tokens * 2))
+        key = (verbs, allow_done, allow_act, tuple(paths), text_cap)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = build_grammar(
+                verbs=set(verbs),
+                paths=paths,
+                actions=self.action_names,
+                allow_done=allow_done,
+                allow_act=allow_act,
+                allow_new_paths=self.structure.operations.allow_new_files,
+                max_text_chars=text_cap,
+            )
+            self._grammars[key] = grammar
+        return grammar
+
+    def _turn_rules(self, phase: PhaseSpec, turn: int) -> tuple[frozenset[Verb], bool, bool]:
+        """(verbs, DONE allowed, ACT allowed) for this turn of the phase."""
+        last = turn == phase.budget - 1
+        verbs = frozenset(self.structure.verbs())
+        if phase.kind == "LOG":
+            return verbs, True, False
+        if last:
+            return frozenset(), False, True
+        if phase.kind == "PLAN":
+            return verbs & frozenset(READ_VERBS), False, True
+        return verbs, False, True  # ACT: any verb, then the action
+
+    # -- one step ---------------------------------------------------------------------------
+    def notes(self, observation: str) -> list[str]:
+        out: list[str] = []
+        for helper in self.helpers:
+            out.extend(helper.notes(observation, self._last_action, self._last_reward))
+        return out
+
+    def turns(self, observation: str, step: int) -> Generator[TurnEvent, None, Decision]:
+        """Run one step's phases, yielding each turn; returns the Decision."""
+        decision = Decision(action=self.fallback, source="fallback")
+        decision.notes = self.notes(observation)
+        pinned = pinned_block(self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()})
+        messages: list[Message] = [{"role": "system", "content": self.system}]
+        pending_user = step_context(
+            pinned=pinned,
+            history=list(self.history) if self.structure.context.history_steps else [],
+            notes=decision.notes,
+            observation=observation,
+            instructions=self.structure.phases[0].instructions,
+        )
+        for index, phase in enumerate(self.structure.phases):
+            if index > 0:
+                pending_user = (pending_user + "\n\n" if pending_user else "") + phase.instructions.strip()
+            for turn in range(phase.budget):
+                verbs, allow_done, allow_act = self._turn_rules(phase, turn)
+                messages.append({"role": "user", "content": pending_user})
+                event = self._one_turn(messages, phase, turn, step, verbs, allow_done, allow_act, decision)
+                decision.events.append(event)
+                yield event
+                valid = event.call is not None and event.call.valid
+                if isinstance(event.command, Act) and valid:
+                    decision.action, decision.source = event.command.action, "model"
+                    return decision
+                pending_user = event.feedback
+                if isinstance(event.command, Done) and valid:
+                    pending_user = ""
+                    break
+                if turn == phase.budget - 1 and phase.kind == "LOG":
+                    # the hint asked for more notes, but the phase is over
+                    pending_user = event.result.message if event.result else ""
+        return decision
+
+    def decide(self, observation: str, step: int) -> Decision:
+        gen = self.turns(observation, step)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+    def _one_turn(
+        self,
+        messages: list[Message],
+        phase: PhaseSpec,
+        turn: int,
+        step: int,
+        verbs: frozenset[Verb],
+        allow_done: bool,
+        allow_act: bool,
+        decision: Decision,
+    ) -> TurnEvent:
+        grammar = self._grammar(verbs, allow_done, allow_act, phase.max_tokens)
+        sample_seed = (self.seed * 1_000_003 + step * 101 + len(decision.calls)) % 2**31
+        try:
+            completion = self.engine.complete(
+                list(messages),
+                grammar=grammar,
+                max_tokens=phase.max_tokens,
+                temperature=self.temperature,
+                seed=sample_seed,
+            )
+        except EngineError as exc:
+            self._engine_errors += 1
+            messages.pop()
+            decision.invalid += 1
+            if self._engine_errors >= MAX_ENGINE_ERRORS:
+                raise AgentError(f"engine failed {self._engine_errors} times in a row: {exc}") from exc
+            return TurnEvent(phase.kind, turn, None, None, None, f"(engine error: {exc})")
+        self._engine_errors = 0
+        decision.model_s += completion.latency_s
+        text = completion.text.strip()
+        command = parse_command(text)
+        feedback, result, valid = self._apply(command, phase, verbs, allow_done, allow_act)
+        call = CallRecord(
+            phase=phase.kind,
+            turn=turn,
+            engine=self.engine.name,
+            model=self.engine.model,
+            prompt=list(messages),
+            grammar=grammar,
+            response=completion.text,
+            parsed=command.message if isinstance(command, ParseError) else format_command(command),
+            valid=valid,
+            input_tokens=completion.input_tokens,
+            cached_tokens=completion.cached_tokens,
+            output_tokens=completion.output_tokens,
+            latency_s=completion.latency_s,
+            finish_reason=completion.finish_reason,
+        )
+        decision.calls.append(call)
+        if not valid:
+            decision.invalid += 1
+        if result is not None:
+            decision.ops.append(
+                OpRecord(
+                    phase=phase.kind,
+                    turn=turn,
+                    source="model",
+                    verb=result.verb.value if isinstance(result.verb, Verb) else str(result.verb),
+                    path=result.path or "",
+                    args=result.args,
+                    ok=result.ok,
+                    message=result.message,
+                    content_before=result.before,
+                    content_after=result.after,
+                    call_index=len(decision.calls) - 1,
+                )
+            )
+        messages.append({"role": "assistant", "content": text})
+        return TurnEvent(phase.kind, turn, call, command, result, feedback)
+
+    def _apply(
+        self,
+        command: Act | Done | Operation | ParseError,
+        phase: PhaseSpec,
+        verbs: frozenset[Verb],
+        allow_done: bool,
+        allow_act: bool,
+    ) -> tuple[str, OpResult | None, bool]:
+        """Feedback for the model, the memory result, and whether the output was valid."""
+        hint = self._next_hint(phase, allow_act)
+        if isinstance(command, ParseError):
+            return f"invalid: {command.message}. {hint}", None, False
+        if isinstance(command, Done):
+            if not allow_done:
+                return f"invalid: DONE is only for the LOG phase. {hint}", None, False
+            return "", None, True
+        if isinstance(command, Act):
+            if not allow_act:
+                return f"invalid: no game action in the {phase.kind} phase; write notes or DONE. {hint}", None, False
+            if command.action not in self._action_set:
+                return f"invalid: unknown action {command.action!r}. {hint}", None, False
+            return "", None, True
+        if command.verb not in verbs:
+            allowed = ", ".join(sorted(v.value for v in verbs)) or "none"
+            return f"invalid: {command.verb.value} is not allowed now (allowed: {allowed}). {hint}", None, False
+        result = self.memory.execute(command)
+        return f"{result.message}\n{hint}", result, True
+
+    def _next_hint(self, phase: PhaseSpec, allow_act: bool) -> str:
+        if phase.kind == "LOG":
+            return "Next memory command, or DONE."
+        return "Next: read memory, or ACT <action>." if allow_act else "Next command."
+
+    # -- after the game step --------------------------------------------------------------
+    def observe_outcome(self, step: int, decision: Decision, reward: float, unlocked: list[str]) -> None:
+        """Remember the step in the rolling history shown in later prompts."""
+        line = f"step {step}: {decision.action}"
+        if decision.source != "model":
+            line += f" ({decision.source})"
+        if reward:
+            line += f", reward {reward:+g}"
+        if unlocked:
+            line += f", unlocked {', '.join(unlocked)}"
+        writes = [o for o in decision.ops if o.ok and o.verb not in {v.value for v in READ_VERBS}]
+        if writes:
+            line += "; noted " + ", ".join(dict.fromkeys(f"{o.verb} {o.path}" for o in writes))
+        self.history.append(line)
+        self._last_action = decision.action
+        self._last_reward = reward
+

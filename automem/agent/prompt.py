@@ -1,0 +1,100 @@
+"""Prompt assembly, ordered from the most stable part to the most volatile.
+
+Layout of one step's conversation (every later call of the step extends the previous one, so the
+engine's KV/prefix cache serves everything but the newest turn):
+
+  system     structure prompt + game rules + actions + file catalogue + verb syntax  (episode-stable)
+  user       pinned files (change on writes) / recent steps / helper notes / observation + phase text
+  assistant  one command
+  user       its result + what to do next
+  ...        (LOG turns, then PLAN turns, in the same conversation)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from automem.games.base import ActionSpec
+from automem.memory.ops import Verb
+from automem.memory.structure import FileSpec, Structure
+
+#: how each verb is written; shown to the model for the enabled verbs only
+VERB_SYNTAX: Mapping[Verb, str] = {
+    Verb.view: "view <file> [<from>-<to>]   read lines",
+    Verb.tail: "tail <file> [<n>]   last n lines",
+    Verb.search: "search <file|*> <words>   matching lines",
+    Verb.count: "count <file|*>   size of a file, or list all files",
+    Verb.append: "append <file>: <text>   add a line at the end",
+    Verb.write: "write <file>: <text>   replace the whole file",
+    Verb.create: "create <file>: <text>   make a new file",
+    Verb.str_replace: "str_replace <file>: <old> => <new>   change text",
+    Verb.insert: "insert <file> <line>: <text>   add a line before line number",
+    Verb.delete: "delete <file>   remove a file",
+    Verb.rename: "rename <file> <new name>   rename a file",
+    Verb.upsert: "upsert <file> <key>: <text>   set the line for a key (e.g. a place)",
+}
+
+_PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def render_template(text: str, values: Mapping[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def describe_actions(actions: list[ActionSpec]) -> str:
+    return "\n".join(f"- {a.name}: {a.description}" if a.description else f"- {a.name}" for a in actions)
+
+
+def describe_file(f: FileSpec) -> str:
+    where = "always shown below" if f.pinned else "read it when needed"
+    flags = ", read-only" if f.read_only else ""
+    return f"- {f.path}: {f.purpose} ({f.format}; {where}; max {f.max_lines} lines{flags})"
+
+
+def describe_verbs(structure: Structure) -> str:
+    lines = [VERB_SYNTAX[v] for v in Verb if v in structure.verbs()]
+    return "\n".join(lines)
+
+
+def system_prompt(
+    structure: Structure, *, game: str, task: str, rules: str, actions: list[ActionSpec], fallback: str
+) -> str:
+    values = {
+        "game": game,
+        "task": task,
+        "rules": rules.strip(),
+        "actions": describe_actions(actions),
+        "files": "\n".join(describe_file(f) for f in structure.files) or "(none)",
+        "verbs": describe_verbs(structure) or "(none)",
+        "fallback": fallback,
+    }
+    return render_template(structure.prompts.system, values).strip()
+
+
+def pinned_block(structure: Structure, contents: Mapping[str, str | None]) -> str:
+    parts = []
+    for f in structure.pinned_files():
+        body = contents.get(f.path)
+        parts.append(f"== {f.path} ==\n{body.strip() if body and body.strip() else '(empty)'}")
+    return "\n".join(parts)
+
+
+def step_context(
+    *,
+    pinned: str,
+    history: list[str],
+    notes: list[str],
+    observation: str,
+    instructions: str,
+) -> str:
+    parts = []
+    if pinned:
+        parts.append("Memory (pinned files):\n" + pinned)
+    if history:
+        parts.append("Recent steps:\n" + "\n".join(history))
+    parts.append("Current observation:\n" + observation.strip())
+    if notes:
+        parts.append("Notes:\n" + "\n".join(f"! {n}" for n in notes))
+    parts.append(instructions.strip())
+    return "\n\n".join(parts)

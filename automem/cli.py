@@ -1,0 +1,256 @@
+"""The ``automem`` command line (Typer): a front end over the headless core.
+
+Heavy modules (the games' environments, llama_cpp) are imported inside the commands that need
+them, so ``automem --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="automem",
+    help="LLM agents that manage memory as a skill while playing Crafter, MiniHack and NetHack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+structures_app = typer.Typer(help="List, show, validate and export memory structures.", no_args_is_help=True)
+app.add_typer(structures_app, name="structures")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite file to record into (default: $AUTOMEM_DB or the user data dir)."),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """A clear one-line error (exit 2 for bad input, like Typer's own usage errors)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _open_store(db: Path | None):  # type: ignore[no-untyped-def]
+    from automem.store import Store, StoreError, default_db_path
+
+    try:
+        return Store(db or default_db_path())
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(
+    game: Annotated[str, typer.Argument(help="crafter, minihack or nethack (see `automem games`).")],
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task of the game (MiniHack task, NetHack env).")] = None,
+    seed: Annotated[str, typer.Option("--seed", "-s", help="First seed, or a list such as 42-51 or 1,3,5.")] = "0",
+    episodes: Annotated[int, typer.Option("--episodes", "-k", min=1, help="Episodes, on consecutive seeds.")] = 1,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Maximum game steps per episode.")] = 50,
+    structure: Annotated[
+        str | None, typer.Option("--structure", help="Built-in structure name or a YAML file (default: GAME-v0).")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", "-e", help="Engine spec: llamacpp (bundled model), llamacpp:PATH or PATH.gguf.")
+    ] = "llamacpp",
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature.")] = 0.7,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="Name of the run in the store.")] = None,
+    db: DbOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-step lines, only progress and summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Play episodes headless with memory operations as actions; every step goes to SQLite."""
+    from automem.engines import EngineError, make_engine
+    from automem.games import GameError, get_game_class, make_game
+    from automem.memory.structure import StructureError, default_structure_for, resolve_structure
+    from automem.runs import RunConfig, SeedError, execute_run, parse_seeds
+    from automem.runs.run import check_structure_fits
+    from automem.runs.report import print_step, summary_table, summary_rows
+
+    try:
+        seeds = parse_seeds(seed)
+        if len(seeds) == 1 and episodes > 1:
+            seeds = list(range(seeds[0], seeds[0] + episodes))
+        get_game_class(game)  # unknown game: fail before anything loads
+        chosen = resolve_structure(structure or default_structure_for(game))
+        check_structure_fits(chosen, game)
+        the_game = make_game(game, task)
+    except (SeedError, GameError, StructureError) as exc:
+        fail(str(exc))
+    store = _open_store(db)
+    try:
+        model = make_engine(engine)
+    except EngineError as exc:
+        the_game.close()
+        fail(str(exc), code=1)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=as_json,
+    )
+    bar: dict[str, int] = {}
+
+    def on_start(episode_id: int, s: int) -> None:
+        bar["id"] = progress.add_task(f"episode {episode_id} seed {s}", total=steps, info="")
+
+    def on_step(event) -> None:  # type: ignore[no-untyped-def]
+        progress.update(bar["id"], advance=1, info=f"progress {event.progression:.1f}%")
+        if not quiet and not as_json:
+            print_step(progress.console, event)
+
+    config = RunConfig(
+        game=game, task=task, seeds=seeds, structure=chosen, engine_spec=engine, max_steps=steps,
+        temperature=temperature, run_name=run_name,
+    )
+    try:
+        with progress:
+            run_id, summaries = execute_run(config, store, model, game=the_game, on_episode_start=on_start, on_step=on_step)
+    except (GameError, StructureError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished steps are kept in the store")
+        raise typer.Exit(130) from None
+    finally:
+        model.close()
+    rows = summary_rows(summaries)
+    if as_json:
+        console.print_json(json.dumps({"run_id": run_id, "db": str(store.path), "episodes": rows}))
+    else:
+        console.print(summary_table(rows, title=f"run {run_id} · {game} · {chosen.name}"))
+        console.print(f"recorded in {store.path}", style="dim")
+    if any(s.status == "failed" for s in summaries):
+        raise typer.Exit(1)
+
+
+@app.command()
+def games(
+    name: Annotated[str | None, typer.Argument(help="Show one game's tasks and actions.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the games, their tasks and their actions."""
+    from automem.games import GameError, game_names, get_game_class
+
+    names = [name] if name else game_names()
+    data = []
+    try:
+        for n in names:
+            cls = get_game_class(n)
+            g = cls()
+            try:
+                data.append(
+                    {
+                        "game": n,
+                        "default_task": cls.default_task,
+                        "tasks": list(cls.tasks),
+                        "actions": [{"name": a.name, "description": a.description} for a in g.actions],
+                    }
+                )
+            finally:
+                g.close()
+    except GameError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    for item in data:
+        table = Table(title=f"{item['game']} (default task: {item['default_task']})", show_lines=False)
+        table.add_column("action")
+        table.add_column("description")
+        for a in item["actions"]:
+            table.add_row(a["name"], a["description"])
+        console.print(table)
+        console.print("tasks: " + ", ".join(item["tasks"]), highlight=False)
+
+
+@structures_app.command("list")
+def structures_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the built-in structures."""
+    from automem.memory.structure import builtin_names, load_builtin
+
+    items = []
+    for n in builtin_names():
+        s = load_builtin(n)
+        items.append(
+            {"name": n, "id": s.id, "game": s.game or "any", "files": len(s.files),
+             "verbs": len(s.operations.enabled), "phases": "/".join(p.kind for p in s.phases),
+             "author": s.author, "description": s.description}
+        )
+    if as_json:
+        console.print_json(json.dumps(items))
+        return
+    table = Table(title="structures")
+    for col in ("name", "id", "game", "files", "verbs", "phases", "author"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(*(str(it[c]) for c in ("name", "id", "game", "files", "verbs", "phases", "author")))
+    console.print(table)
+
+
+@structures_app.command("show")
+def structures_show(spec: Annotated[str, typer.Argument(help="Built-in name or YAML file.")]) -> None:
+    """Print a structure as YAML."""
+    from automem.memory.structure import StructureError, resolve_structure
+
+    try:
+        s = resolve_structure(spec)
+    except StructureError as exc:
+        fail(str(exc))
+    console.print(f"# id {s.id} · parent {s.parent or '-'} · author {s.author}", style="dim", highlight=False)
+    typer.echo(s.to_yaml())
+
+
+@structures_app.command("validate")
+def structures_validate(path: Annotated[Path, typer.Argument(help="YAML file to check.")]) -> None:
+    """Validate a structure file; errors name the line and the field."""
+    from automem.memory.structure import StructureError, load_structure_file
+
+    try:
+        s = load_structure_file(path)
+    except StructureError as exc:
+        for line in str(exc).splitlines():
+            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"ok: {s.name} (id {s.id}, {len(s.files)} files, {len(s.operations.enabled)} verbs)")
+
+
+@structures_app.command("export")
+def structures_export(
+    spec: Annotated[str, typer.Argument(help="Built-in name or YAML file.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write a structure as YAML, e.g. to edit it and run it with --structure FILE."""
+    from automem.memory.structure import StructureError, resolve_structure
+
+    try:
+        s = resolve_structure(spec)
+    except StructureError as exc:
+        fail(str(exc))
+    text = s.to_yaml()
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""In-process llama.cpp engine (llama-cpp-python), the default.
+
+The prompt is sent as chat messages; llama-cpp-python keeps the KV cache of the previous call and
+evaluates only the tokens after the longest common prefix, which is why the agent orders its
+prompt from the most stable part to the most volatile. We measure that reuse ourselves (the
+library does not report it) by comparing the token ids before and after the call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from automem.engines.base import Completion, EngineError, Message
+
+GGUF_MAGIC = b"GGUF"
+
+
+def _common_prefix(a: Any, b: Any) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class LlamaCppEngine:
+    name = "llamacpp"
+    supports_grammar = True
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        lora_path: str | None = None,
+    ) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise EngineError(f"model file not found: {path}")
+        with path.open("rb") as fh:
+            if fh.read(4) != GGUF_MAGIC:
+                raise EngineError(f"not a GGUF model file: {path}")
+        try:
+            from llama_cpp import Llama  # heavy: imported only when an engine is built
+        except ImportError as exc:  # pragma: no cover - the dependency is declared
+            raise EngineError(f"llama-cpp-python is not installed: {exc}") from None
+        self.model = path.name
+        self.model_path = str(path)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads or max(1, os.cpu_count() or 1),
+                n_gpu_layers=n_gpu_layers,
+                lora_path=lora_path,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"cannot load model {path}: {exc}") from None
+        self._grammars: dict[str, Any] = {}
+        self.n_ctx = n_ctx
+
+    def _grammar(self, text: str) -> Any:
+        # parsing a grammar costs milliseconds; structures reuse a handful of them per episode
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                grammar = LlamaGrammar.from_string(text, verbose=False)
+            except ValueError as exc:
+                raise EngineError(f"invalid grammar: {exc}") from None
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[text] = grammar
+        return grammar
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        grammar: str | None = None,
+        max_tokens: int = 64,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> Completion:
+        llm = self._llm
+        before = list(llm._input_ids[: llm.n_tokens])
+        if seed is not None:
+            llm.set_seed(seed)
+        start = time.perf_counter()
+        try:
+            out = llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                grammar=self._grammar(grammar) if grammar else None,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        except ValueError as exc:  # e.g. the prompt exceeds the context window
+            raise EngineError(f"llama.cpp call failed: {exc}") from None
+        latency = time.perf_counter() - start
+        usage = out.get("usage", {})  # type: ignore[union-attr]
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        after = llm._input_ids[:prompt_tokens]
+        # llama.cpp always re-evaluates at least the last prompt token
+        cached = min(_common_prefix(before, after), max(prompt_tokens - 1, 0))
+        choice = out["choices"][0]  # type: ignore[index]
+        return Completion(
+            text=choice["message"].get("content") or "",
+            input_tokens=prompt_tokens,
+            cached_tokens=cached,
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is not None:
+            llm.close()
+            self._llm = None  # type: ignore[assignment]

@@ -1,0 +1,317 @@
+"""The SQLite trajectory store: one file, WAL mode, every row written as it happens.
+
+A step is written in one transaction together with its model calls and memory operations, so an
+interrupted episode leaves whole steps only and a replay can rebuild any step exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from automem.memory.structure import Structure
+from automem.store.migrations import migrations
+
+DB_ENV = "AUTOMEM_DB"
+
+
+def default_db_path() -> Path:
+    env = os.environ.get(DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("automem") / "automem.db"
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def unified_diff(before: str | None, after: str | None, path: str) -> str:
+    if before == after:
+        return ""
+    return "".join(
+        difflib.unified_diff(
+            (before or "").splitlines(keepends=True),
+            (after or "").splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+            n=1,
+        )
+    )
+
+
+@dataclass
+class CallRecord:
+    phase: str
+    turn: int
+    engine: str
+    model: str
+    prompt: list[dict[str, str]]
+    grammar: str | None
+    response: str
+    parsed: str
+    valid: bool
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    latency_s: float
+    finish_reason: str | None
+    created_at: str = field(default_factory=now)
+
+
+@dataclass
+class OpRecord:
+    phase: str
+    turn: int
+    source: str
+    verb: str
+    path: str
+    args: dict[str, Any]
+    ok: bool
+    message: str
+    content_before: str | None
+    content_after: str | None
+    call_index: int | None = None  # index into the step's CallRecord list
+    created_at: str = field(default_factory=now)
+
+
+@dataclass
+class StepRecord:
+    step: int
+    observation: str
+    helper_notes: str
+    frame: dict[str, Any]
+    action: str
+    action_source: str
+    reward: float
+    done: bool
+    progression: float
+    achievements: list[str]
+    invalid_outputs: int
+    model_s: float
+    game_s: float
+    harness_s: float = 0.0
+    calls: list[CallRecord] = field(default_factory=list)
+    ops: list[OpRecord] = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # check_same_thread=False: the TUI hands the store to a worker thread; we never use
+            # one connection from two threads at once
+            conn = sqlite3.connect(str(self.path), check_same_thread=False)
+            self.db = Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- structures and runs --------------------------------------------------------------
+    def save_structure(self, structure: Structure) -> str:
+        sid = structure.id
+        if not self.db["structures"].count_where("id = ?", [sid]):
+            self.db["structures"].insert(
+                {
+                    "id": sid,
+                    "name": structure.name,
+                    "game": structure.game,
+                    "parent": structure.parent,
+                    "author": structure.author,
+                    "yaml": structure.to_yaml(),
+                    "created_at": now(),
+                }
+            )
+        return sid
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        game: str,
+        task: str,
+        structure_id: str,
+        engine: str,
+        memory_engine: str | None,
+        config: dict[str, Any],
+    ) -> int:
+        table = self.db["runs"]
+        row = {
+            "name": name,
+            "game": game,
+            "task": task,
+            "structure_id": structure_id,
+            "engine": engine,
+            "memory_engine": memory_engine,
+            "config": json.dumps(config, sort_keys=True),
+            "status": "running",
+            "created_at": now(),
+        }
+        return int(table.insert(row).last_pk)  # type: ignore[arg-type]
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self.db["runs"].update(run_id, {"status": status, "finished_at": now()})
+
+    # -- episodes and steps ---------------------------------------------------------------
+    def start_episode(
+        self,
+        *,
+        run_id: int,
+        game: str,
+        task: str,
+        seed: int,
+        structure_id: str,
+        engine: str,
+        model: str,
+        memory_dir: str,
+        memory_seed: dict[str, str],
+    ) -> int:
+        row = {
+            "run_id": run_id,
+            "game": game,
+            "task": task,
+            "seed": seed,
+            "structure_id": structure_id,
+            "engine": engine,
+            "model": model,
+            "status": "running",
+            "steps": 0,
+            "total_reward": 0.0,
+            "progression": 0.0,
+            "achievements": "[]",
+            "memory_dir": memory_dir,
+            "memory_seed": json.dumps(memory_seed),
+            "started_at": now(),
+        }
+        return int(self.db["episodes"].insert(row).last_pk)  # type: ignore[arg-type]
+
+    def record_step(self, episode_id: int, rec: StepRecord) -> None:
+        with self.db.atomic():
+            call_ids: list[int] = []
+            calls = self.db["llm_calls"]
+            for c in rec.calls:
+                call_ids.append(
+                    int(
+                        calls.insert(
+                            {
+                                "episode_id": episode_id,
+                                "step": rec.step,
+                                "phase": c.phase,
+                                "turn": c.turn,
+                                "engine": c.engine,
+                                "model": c.model,
+                                "prompt": json.dumps(c.prompt, ensure_ascii=False),
+                                "grammar": c.grammar,
+                                "response": c.response,
+                                "parsed": c.parsed,
+                                "valid": int(c.valid),
+                                "input_tokens": c.input_tokens,
+                                "cached_tokens": c.cached_tokens,
+                                "output_tokens": c.output_tokens,
+                                "latency_s": c.latency_s,
+                                "finish_reason": c.finish_reason,
+                                "created_at": c.created_at,
+                            }
+                        ).last_pk  # type: ignore[arg-type]
+                    )
+                )
+            if rec.ops:
+                self.db["memory_ops"].insert_all(
+                    {
+                        "episode_id": episode_id,
+                        "step": rec.step,
+                        "phase": o.phase,
+                        "turn": o.turn,
+                        "llm_call_id": call_ids[o.call_index] if o.call_index is not None else None,
+                        "source": o.source,
+                        "verb": o.verb,
+                        "path": o.path,
+                        "args": json.dumps(o.args, ensure_ascii=False),
+                        "ok": int(o.ok),
+                        "message": o.message,
+                        "content_before": o.content_before,
+                        "content_after": o.content_after,
+                        "diff": unified_diff(o.content_before, o.content_after, o.path) if o.ok else "",
+                        "created_at": o.created_at,
+                    }
+                    for o in rec.ops
+                )
+            self.db["steps"].insert(
+                {
+                    "episode_id": episode_id,
+                    "step": rec.step,
+                    "observation": rec.observation,
+                    "helper_notes": rec.helper_notes,
+                    "frame": json.dumps(rec.frame, separators=(",", ":")),
+                    "action": rec.action,
+                    "action_source": rec.action_source,
+                    "reward": rec.reward,
+                    "done": int(rec.done),
+                    "progression": rec.progression,
+                    "achievements": json.dumps(rec.achievements),
+                    "invalid_outputs": rec.invalid_outputs,
+                    "llm_calls": len(rec.calls),
+                    "memory_ops": len(rec.ops),
+                    "input_tokens": sum(c.input_tokens for c in rec.calls),
+                    "cached_tokens": sum(c.cached_tokens for c in rec.calls),
+                    "output_tokens": sum(c.output_tokens for c in rec.calls),
+                    "model_s": rec.model_s,
+                    "game_s": rec.game_s,
+                    "harness_s": rec.harness_s,
+                    "created_at": now(),
+                }
+            )
+            self.db["episodes"].update(
+                episode_id,
+                {
+                    "steps": rec.step + 1,
+                    "progression": rec.progression,
+                    "achievements": json.dumps(rec.achievements),
+                },
+            )
+            self.db.execute(
+                "UPDATE episodes SET total_reward = total_reward + ? WHERE id = ?", [rec.reward, episode_id]
+            )
+
+    def finish_episode(
+        self, episode_id: int, *, status: str, ended_reason: str | None = None, error: str | None = None
+    ) -> None:
+        self.db["episodes"].update(
+            episode_id, {"status": status, "ended_reason": ended_reason, "error": error, "finished_at": now()}
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    def episode(self, episode_id: int) -> dict[str, Any]:
+        return dict(self.db["episodes"].get(episode_id))
+
+    def episodes(self, run_id: int) -> list[dict[str, Any]]:
+        return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="id"))
+
+    def steps(self, episode_id: int) -> list[dict[str, Any]]:
+        return list(self.db["steps"].rows_where("episode_id = ?", [episode_id], order_by="step"))
+
+    def run_by_name(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db["runs"].rows_where("name = ?", [name]))
+        return rows[0] if rows else None
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written."""

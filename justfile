@@ -1,0 +1,21 @@
+# automem tasks: `just test`, `just lint`, `just bench`
+
+venv := ".venv"
+py := venv / "bin/python"
+
+# install the project and its test tools into .venv
+install:
+    test -x {{py}} || python3 -m venv {{venv}}
+    {{py}} -m pip install -e '.[test]'
+
+# the whole test suite
+test: install
+    {{py}} -m pytest
+
+# ruff over the package, tests and benchmarks
+lint:
+    {{py}} -m ruff check automem tests bench
+
+# harness overhead per step, per game (medians)
+bench:
+    {{py}} bench/harness_overhead.py
