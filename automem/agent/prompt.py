@@ -21,18 +21,18 @@ from automem.memory.structure import FileSpec, Structure
 
 #: how each verb is written; shown to the model for the enabled verbs only
 VERB_SYNTAX: Mapping[Verb, str] = {
-    Verb.view: "view <file> [<from>-<to>]   read lines",
-    Verb.tail: "tail <file> [<n>]   last n lines",
-    Verb.search: "search <file|*> <words>   matching lines",
-    Verb.count: "count <file|*>   size of a file, or list all files",
-    Verb.append: "append <file>: <text>   add a line at the end",
-    Verb.write: "write <file>: <text>   replace the whole file",
-    Verb.create: "create <file>: <text>   make a new file",
-    Verb.str_replace: "str_replace <file>: <old> => <new>   change text",
-    Verb.insert: "insert <file> <line>: <text>   add a line before line number",
-    Verb.delete: "delete <file>   remove a file",
-    Verb.rename: "rename <file> <new name>   rename a file",
-    Verb.upsert: "upsert <file> <key>: <text>   set the line for a key (e.g. a place)",
+    Verb.VIEW: "view <file> [<from>-<to>]   read lines",
+    Verb.TAIL: "tail <file> [<n>]   last n lines",
+    Verb.SEARCH: "search <file|*> <words>   matching lines",
+    Verb.COUNT: "count <file|*>   size of a file, or list all files",
+    Verb.APPEND: "append <file>: <text>   add a line at the end",
+    Verb.WRITE: "write <file>: <text>   replace the whole file",
+    Verb.CREATE: "create <file>: <text>   make a new file",
+    Verb.STR_REPLACE: "str_replace <file>: <old> => <new>   change text",
+    Verb.INSERT: "insert <file> <line>: <text>   add a line before line number",
+    Verb.DELETE: "delete <file>   remove a file",
+    Verb.RENAME: "rename <file> <new name>   rename a file",
+    Verb.UPSERT: "upsert <file> <key>: <text>   set the line for a key (e.g. a place)",
 }
 
 _PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")

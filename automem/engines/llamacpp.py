@@ -38,6 +38,7 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         lora_path: str | None = None,
+        constrained: bool = True,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
@@ -63,6 +64,8 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"cannot load model {path}: {exc}") from None
         self._grammars: dict[str, Any] = {}
+        # constrained=False makes the engine ignore grammars, to exercise the feedback path
+        self.supports_grammar = constrained
         self.n_ctx = n_ctx
 
     def _grammar(self, text: str) -> Any:

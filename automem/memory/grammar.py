@@ -1,0 +1,169 @@
+"""GBNF grammars (llama.cpp's format) whose sentences are valid one-line commands.
+
+The language is a subset of what ``syntax.parse_command`` accepts, written in canonical form:
+only the enabled verbs, known paths (plus safe new names when allowed), exactly one of the game's
+actions after ACT, bounded numbers and bounded text. Text is printable ASCII with ``\\n`` as the
+only escape; it never starts with a space, so what the model writes is what gets parsed.
+"""
+
+from __future__ import annotations
+
+from automem.memory.ops import Operation, Verb
+from automem.memory.syntax import Act, parse_command
+
+#: pattern of a new file name when new paths are allowed (also what prompts can tell the model)
+NEW_PATH_CHARS = 24
+NEW_PATH_SUFFIXES = (".md", ".txt")
+KEY_CHARS = 24
+NUMBER_DIGITS = 3
+
+_PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
+_TEXT = _PRINTABLE - {"\\"}  # a backslash only comes as the \n escape
+_KEY = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_,.+#()-")
+_NEW_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def gbnf_literal(s: str) -> str:
+    """``s`` as a GBNF string literal: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def gbnf_class(chars: set[str]) -> str:
+    """A GBNF character class for a set of ASCII characters, as hex-escaped ranges."""
+    codes = sorted(ord(c) for c in chars)
+    if not codes or codes[-1] > 0x7F:
+        raise ValueError("gbnf_class takes a non-empty set of ASCII characters")
+    ranges: list[tuple[int, int]] = []
+    for c in codes:
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    parts = [f"\\x{a:02X}" if a == b else f"\\x{a:02X}-\\x{b:02X}" for a, b in ranges]
+    return "[" + "".join(parts) + "]"
+
+
+def _alternatives(items: list[str]) -> str:
+    return " | ".join(gbnf_literal(s) for s in items)
+
+
+def _repeat(rule: str, low: int, high: int) -> str:
+    """``rule{low,high}``, omitted when high is 0."""
+    if high <= 0:
+        return ""
+    return f" {rule}{{{low},{high}}}"
+
+
+def _check_path(path: str) -> None:
+    if parse_command(f"delete {path}") != Operation(Verb.DELETE, path) or path == "*":
+        raise ValueError(f"path {path!r} cannot appear in a command line")
+
+
+def _check_action(action: str) -> None:
+    if parse_command(f"ACT {action}") != Act(action):
+        raise ValueError(f"action {action!r} cannot appear in a command line (spaces, newlines?)")
+
+
+def build_grammar(
+    *,
+    verbs: set[Verb],
+    paths: list[str],
+    actions: list[str],
+    allow_done: bool,
+    allow_act: bool,
+    allow_new_paths: bool,
+    max_text_chars: int = 120,
+) -> str:
+    """A GBNF grammar (root rule ``root``) for one command line, optionally ending in a newline.
+
+    Raises ValueError if a path or action cannot be written in a command, or nothing is allowed.
+    """
+    if max_text_chars < 1:
+        raise ValueError("max_text_chars must be at least 1")
+    verbs = {Verb(v) for v in verbs}
+    known = list(dict.fromkeys(paths))
+    for p in known:
+        _check_path(p)
+    acts = list(dict.fromkeys(actions))
+    for a in acts:
+        _check_action(a)
+
+    n = max_text_chars
+    rules: dict[str, str] = {}
+    choices: list[str] = []
+
+    if allow_done:
+        rules["done"] = '"DONE"'
+        choices.append("done")
+    if allow_act and acts:
+        rules["act"] = '"ACT " action'
+        rules["action"] = _alternatives(acts)
+        choices.append("act")
+
+    has_known = bool(known)
+    # a path a write may target: a known one or, when allowed, a fresh safe name
+    target_parts = (["path"] if has_known else []) + (["new-path"] if allow_new_paths else [])
+    needed: set[str] = set()  # helper rules the chosen verbs refer to
+
+    def add(verb: Verb, body: str, *, uses: tuple[str, ...] = (), known: bool = True, target: bool = False) -> None:
+        if verb not in verbs or (known and not has_known) or (target and not target_parts):
+            return
+        name = verb.value.replace("_", "-")  # GBNF rule names allow letters, digits and '-'
+        rules[name] = body
+        choices.append(name)
+        needed.update(uses)
+
+    any_path, any_uses = ('(path | "*")', ("path",)) if has_known else ('"*"', ())
+    add(Verb.VIEW, '"view " path (" " num "-" num)?', uses=("path", "num"))
+    add(Verb.TAIL, '"tail " path (" " num)?', uses=("path", "num"))
+    add(Verb.SEARCH, f'"search " {any_path} " " query', uses=(*any_uses, "query"), known=False)
+    add(Verb.COUNT, f'"count " {any_path}', uses=any_uses, known=False)
+    add(Verb.APPEND, '"append " target ": " text', uses=("target", "text"), known=False, target=True)
+    add(Verb.WRITE, '"write " target ": " text', uses=("target", "text"), known=False, target=True)
+    add(Verb.CREATE, '"create " target ": " text', uses=("target", "text"), known=False, target=True)
+    add(Verb.STR_REPLACE, '"str_replace " path ": " old " => " text?', uses=("path", "old", "text"))
+    add(Verb.INSERT, '"insert " path " " num ": " text', uses=("path", "num", "text"))
+    add(Verb.DELETE, '"delete " path', uses=("path",))
+    add(Verb.RENAME, '"rename " path " " target', uses=("path", "target"), target=True)
+    add(Verb.UPSERT, '"upsert " target " " key ": " record', uses=("target", "key", "record"), known=False, target=True)
+
+    if not choices:
+        raise ValueError("the grammar would allow nothing: enable DONE, ACT with actions, or verbs with paths")
+
+    if "target" in needed:
+        rules["target"] = " | ".join(target_parts)
+        needed.update(target_parts)
+    if "path" in needed:
+        rules["path"] = _alternatives(known)
+    if "new-path" in needed:
+        suffixes = _alternatives(list(NEW_PATH_SUFFIXES))
+        rules["new-path"] = f"{gbnf_class(_NEW_NAME)}{{1,{NEW_PATH_CHARS}}} ({suffixes})"
+    if "num" in needed:
+        rules["num"] = f"[1-9]{_repeat('[0-9]', 0, NUMBER_DIGITS - 1)}"
+    if "text" in needed:
+        # first character not a space (the parser trims), then printable ASCII or the \n escape
+        rules["text"] = f"text-first{_repeat('text-char', 0, n - 1)}"
+        rules["text-first"] = f'{gbnf_class(_TEXT - {" "})} | "\\\\n"'
+        rules["text-char"] = f'{gbnf_class(_TEXT)} | "\\\\n"'
+    if "old" in needed:  # the old text of str_replace cannot hold '=' (the '=>' separator)
+        rules["old"] = f"old-first{_repeat('old-char', 0, n - 1)}"
+        rules["old-first"] = f'{gbnf_class(_TEXT - {" ", "="})} | "\\\\n"'
+        rules["old-char"] = f'{gbnf_class(_TEXT - {"="})} | "\\\\n"'
+    if "key" in needed:
+        rules["key"] = f"{gbnf_class(_KEY)}{{1,{KEY_CHARS}}}"
+    if "record" in needed:  # upsert keeps one line per key: no \n escape
+        rules["record"] = f"{gbnf_class(_TEXT - {' '})}{_repeat(gbnf_class(_TEXT), 0, n - 1)}"
+    if "query" in needed:  # not starting with ':' or a quote, which the parser would strip
+        first = gbnf_class(_PRINTABLE - {" ", ":", '"', "'", "`"})
+        rules["query"] = f"{first}{_repeat(gbnf_class(_PRINTABLE), 0, n - 1)}"
+    lines = ['root ::= cmd "\\n"?', "cmd ::= " + " | ".join(choices)]
+    lines += [f"{name} ::= {body}" for name, body in rules.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from automem.cli import app
+
+runner = CliRunner()
+
+
+def test_games_json_lists_all_three() -> None:
+    result = runner.invoke(app, ["games", "--json"])
+    assert result.exit_code == 0, result.output
+    data = {g["game"]: g for g in json.loads(result.output)}
+    assert {"crafter", "nethack", "minihack"} <= set(data)
+    assert len(data["crafter"]["actions"]) == 17
+
+
+def test_structures_commands(tmp_path) -> None:
+    listed = runner.invoke(app, ["structures", "list", "--json"])
+    assert listed.exit_code == 0 and {"crafter-v0", "none"} <= {s["name"] for s in json.loads(listed.output)}
+    shown = runner.invoke(app, ["structures", "show", "nethack-v0"])
+    assert shown.exit_code == 0 and "symbols.md" in shown.output
+    out = tmp_path / "mine.yaml"
+    assert runner.invoke(app, ["structures", "export", "crafter-v0", "-o", str(out)]).exit_code == 0
+    ok = runner.invoke(app, ["structures", "validate", str(out)])
+    assert ok.exit_code == 0 and "ok: crafter-v0" in ok.output
+    out.write_text(out.read_text().replace("budget: 2", "budget: 0", 1))
+    bad = runner.invoke(app, ["structures", "validate", str(out)])
+    assert bad.exit_code == 2 and "phases.0.budget" in bad.output and "mine.yaml:" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "chess"], "unknown game"),
+        (["run", "minihack", "--task", "NoSuchTask"], "task"),
+        (["run", "crafter", "--seed", "abc"], "bad seed"),
+        (["run", "crafter", "--structure", "/no/such/file.yaml"], "not found"),
+        (["run", "crafter", "--structure", "nethack-v0"], "is for nethack"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path) -> None:
+    result = runner.invoke(app, [*args, "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+
+
+def test_missing_model_exits_1(tmp_path) -> None:
+    result = runner.invoke(app, ["run", "crafter", "--engine", f"llamacpp:{tmp_path}/m.gguf", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 1 and "model file not found" in result.output
+
+
+def test_run_end_to_end_writes_the_database(tmp_path) -> None:
+    db = tmp_path / "cli.db"
+    result = runner.invoke(app, ["run", "crafter", "--steps", "2", "--seed", "7", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["episodes"][0]["steps"] == 2 and summary["episodes"][0]["seed"] == 7
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from steps").fetchone()[0] == 2
+    assert con.execute("select count(*) from llm_calls").fetchone()[0] >= 2

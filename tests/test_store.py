@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from automem.memory.structure import load_builtin
+from automem.store import CallRecord, OpRecord, StepRecord, Store
+
+TABLES = {"structures", "runs", "episodes", "steps", "llm_calls", "memory_ops"}
+
+
+def _episode(store: Store) -> int:
+    s = load_builtin("crafter-v0")
+    sid = store.save_structure(s)
+    assert store.save_structure(s) == sid  # same content, one row
+    run = store.create_run(
+        name="r1", game="crafter", task="default", structure_id=sid, engine="llamacpp", memory_engine=None, config={}
+    )
+    return store.start_episode(
+        run_id=run, game="crafter", task="default", seed=3, structure_id=sid, engine="llamacpp",
+        model="m.gguf", memory_dir="/tmp/x", memory_seed={"a.md": "hi"},
+    )
+
+
+def test_schema_tables_and_wal(store: Store) -> None:
+    names = set(store.db.table_names())
+    assert TABLES <= names
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reopen_applies_nothing_twice(tmp_path) -> None:
+    Store(tmp_path / "a.db").close()
+    again = Store(tmp_path / "a.db")
+    rows = list(again.db["_sqlite_migrations"].rows)
+    assert [r["name"] for r in rows] == ["m001_initial"]
+
+
+def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> None:
+    ep = _episode(store)
+    call = CallRecord(
+        phase="LOG", turn=0, engine="llamacpp", model="m", prompt=[{"role": "user", "content": "hi"}],
+        grammar="root ::= \"DONE\"", response="append a.md: x", parsed="append a.md: x", valid=True,
+        input_tokens=100, cached_tokens=80, output_tokens=5, latency_s=0.1, finish_reason="stop",
+    )
+    op = OpRecord(
+        phase="LOG", turn=0, source="model", verb="append", path="a.md", args={"text": "x"}, ok=True,
+        message="ok", content_before="hi", content_after="hi\nx", call_index=0,
+    )
+    rec = StepRecord(
+        step=0, observation="obs", helper_notes="", frame={"rows": ["@"], "fg": [[7]]}, action="noop",
+        action_source="model", reward=1.0, done=False, progression=4.5, achievements=["collect_wood"],
+        invalid_outputs=0, model_s=0.1, game_s=0.01, harness_s=0.001, calls=[call], ops=[op],
+    )
+    store.record_step(ep, rec)
+    con = sqlite3.connect(store.path)
+    step = con.execute("select action, reward, llm_calls, memory_ops, cached_tokens from steps").fetchone()
+    assert step == ("noop", 1.0, 1, 1, 80)
+    op_row = con.execute("select verb, ok, diff, llm_call_id from memory_ops").fetchone()
+    call_id = con.execute("select id from llm_calls").fetchone()[0]
+    assert op_row[0] == "append" and op_row[1] == 1 and "+x" in op_row[2] and op_row[3] == call_id
+    episode = con.execute("select steps, total_reward, achievements from episodes").fetchone()
+    assert episode[0] == 1 and episode[1] == 1.0 and json.loads(episode[2]) == ["collect_wood"]
+
+
+def test_a_failing_step_write_leaves_no_partial_rows(store: Store) -> None:
+    ep = _episode(store)
+    rec = StepRecord(
+        step=0, observation="o", helper_notes="", frame={}, action="noop", action_source="model", reward=0.0,
+        done=False, progression=0.0, achievements=[], invalid_outputs=0, model_s=0.0, game_s=0.0,
+    )
+    store.record_step(ep, rec)
+    bad = StepRecord(**{**rec.__dict__, "calls": [], "ops": []})
+    bad.ops = [OpRecord(phase="LOG", turn=0, source="model", verb="append", path="a", args={}, ok=True,
+                        message="", content_before=None, content_after=None, call_index=5)]
+    try:
+        store.record_step(ep, bad)  # call_index 5 does not exist: the whole step must roll back
+    except IndexError:
+        pass
+    assert store.db["steps"].count == 1 and store.db["memory_ops"].count == 0
