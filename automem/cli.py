@@ -51,7 +51,9 @@ def _open_store(db: Path | None):  # type: ignore[no-untyped-def]
 @app.command()
 def run(
     game: Annotated[str, typer.Argument(help="crafter, minihack or nethack (see `automem games`).")],
-    task: Annotated[str | None, typer.Option("--task", "-t", help="Task of the game (MiniHack task, NetHack env).")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="Task of the game (MiniHack task, NetHack env).")
+    ] = None,
     seed: Annotated[str, typer.Option("--seed", "-s", help="First seed, or a list such as 42-51 or 1,3,5.")] = "0",
     episodes: Annotated[int, typer.Option("--episodes", "-k", min=1, help="Episodes, on consecutive seeds.")] = 1,
     steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Maximum game steps per episode.")] = 50,
@@ -72,8 +74,8 @@ def run(
     from automem.games import GameError, get_game_class, make_game
     from automem.memory.structure import StructureError, default_structure_for, resolve_structure
     from automem.runs import RunConfig, SeedError, execute_run, parse_seeds
+    from automem.runs.report import print_step, summary_rows, summary_table
     from automem.runs.run import check_structure_fits
-    from automem.runs.report import print_step, summary_table, summary_rows
 
     try:
         seeds = parse_seeds(seed)
@@ -114,12 +116,20 @@ def run(
             print_step(progress.console, event)
 
     config = RunConfig(
-        game=game, task=task, seeds=seeds, structure=chosen, engine_spec=engine, max_steps=steps,
-        temperature=temperature, run_name=run_name,
+        game=game,
+        task=task,
+        seeds=seeds,
+        structure=chosen,
+        engine_spec=engine,
+        max_steps=steps,
+        temperature=temperature,
+        run_name=run_name,
     )
     try:
         with progress:
-            run_id, summaries = execute_run(config, store, model, game=the_game, on_episode_start=on_start, on_step=on_step)
+            run_id, summaries = execute_run(
+                config, store, model, game=the_game, on_episode_start=on_start, on_step=on_step
+            )
     except (GameError, StructureError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -186,9 +196,16 @@ def structures_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     for n in builtin_names():
         s = load_builtin(n)
         items.append(
-            {"name": n, "id": s.id, "game": s.game or "any", "files": len(s.files),
-             "verbs": len(s.operations.enabled), "phases": "/".join(p.kind for p in s.phases),
-             "author": s.author, "description": s.description}
+            {
+                "name": n,
+                "id": s.id,
+                "game": s.game or "any",
+                "files": len(s.files),
+                "verbs": len(s.operations.enabled),
+                "phases": "/".join(p.kind for p in s.phases),
+                "author": s.author,
+                "description": s.description,
+            }
         )
     if as_json:
         console.print_json(json.dumps(items))

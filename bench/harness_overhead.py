@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from automem.engines.base import Completion, Message
+from automem.games import make_game
 from automem.memory.structure import load_builtin
 from automem.runs.episode import EpisodeRunner
 from automem.store import Store
-from automem.games import make_game
 
 TASKS = {"crafter": None, "nethack": None, "minihack": "MazeWalk-15x15"}
 
@@ -58,15 +58,29 @@ def bench_game(game_name: str, steps: int, tmp: Path) -> list[float]:
     game = make_game(game_name, TASKS[game_name])
     store = Store(tmp / f"{game_name}.db")
     structure = load_builtin(f"{game_name}-v0")
-    run_id = store.create_run(name=f"bench-{game_name}", game=game_name, task=game.task,
-                              structure_id=store.save_structure(structure), engine="scripted",
-                              memory_engine=None, config={})
+    run_id = store.create_run(
+        name=f"bench-{game_name}",
+        game=game_name,
+        task=game.task,
+        structure_id=store.save_structure(structure),
+        engine="scripted",
+        memory_engine=None,
+        config={},
+    )
     engine = ScriptedEngine(game.action_names())
     overheads: list[float] = []
     seed = 0
     while len(overheads) < steps:
-        runner = EpisodeRunner(store=store, run_id=run_id, game=game, structure=structure, engine=engine,
-                               seed=seed, memory_dir=tmp / f"mem-{game_name}-{seed}", max_steps=steps)
+        runner = EpisodeRunner(
+            store=store,
+            run_id=run_id,
+            game=game,
+            structure=structure,
+            engine=engine,
+            seed=seed,
+            memory_dir=tmp / f"mem-{game_name}-{seed}",
+            max_steps=steps,
+        )
         gen = runner.steps()
         last = time.perf_counter()
         for event in gen:
@@ -90,17 +104,27 @@ def real(steps: int, tmp: Path) -> None:
     engine = make_engine("llamacpp")
     store = Store(tmp / "real.db")
     for game_name in TASKS:
-        config = RunConfig(game=game_name, task=TASKS[game_name], seeds=[0],
-                           structure=load_builtin(f"{game_name}-v0"), engine_spec="llamacpp", max_steps=steps)
+        config = RunConfig(
+            game=game_name,
+            task=TASKS[game_name],
+            seeds=[0],
+            structure=load_builtin(f"{game_name}-v0"),
+            engine_spec="llamacpp",
+            max_steps=steps,
+        )
         execute_run(config, store, engine)
         rows = store.db.execute(
             "select s.harness_s, s.model_s, s.game_s from steps s join episodes e on e.id = s.episode_id "
-            "where e.game = ?", [game_name]).fetchall()
+            "where e.game = ?",
+            [game_name],
+        ).fetchall()
         harness = [r[0] * 1000 for r in rows]
         model = [r[1] for r in rows]
-        print(f"{game_name:9} real model: harness median {statistics.median(harness):.2f} ms "
-              f"(harness_s column, excludes the step's own store write), "
-              f"model median {statistics.median(model):.2f} s/step, {len(rows)} steps")
+        print(
+            f"{game_name:9} real model: harness median {statistics.median(harness):.2f} ms "
+            f"(harness_s column, excludes the step's own store write), "
+            f"model median {statistics.median(model):.2f} s/step, {len(rows)} steps"
+        )
     engine.close()
 
 

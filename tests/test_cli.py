@@ -51,7 +51,9 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path) -> None:
 
 
 def test_missing_model_exits_1(tmp_path) -> None:
-    result = runner.invoke(app, ["run", "crafter", "--engine", f"llamacpp:{tmp_path}/m.gguf", "--db", str(tmp_path / "x.db")])
+    result = runner.invoke(
+        app, ["run", "crafter", "--engine", f"llamacpp:{tmp_path}/m.gguf", "--db", str(tmp_path / "x.db")]
+    )
     assert result.exit_code == 1 and "model file not found" in result.output
 
 

@@ -16,8 +16,11 @@ def test_grammar_constrains_output_and_prefix_is_reused(engine: LlamaCppEngine) 
     first = engine.complete(MESSAGES, grammar=GRAMMAR, max_tokens=12, seed=1)
     assert first.text in {"ACT noop", "ACT move_left", "ACT move_right"}
     assert first.input_tokens > 20 and first.output_tokens > 0
-    second = engine.complete(MESSAGES + [{"role": "assistant", "content": first.text},
-                                         {"role": "user", "content": "Again."}], grammar=GRAMMAR, max_tokens=12)
+    second = engine.complete(
+        MESSAGES + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "Again."}],
+        grammar=GRAMMAR,
+        max_tokens=12,
+    )
     # everything up to the first call's prompt is served from the KV cache
     assert second.cached_tokens >= first.input_tokens - 1
     assert second.text.startswith("ACT ")

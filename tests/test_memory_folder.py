@@ -174,8 +174,15 @@ def test_rename_into_capped_file_is_checked(folder: MemoryFolder) -> None:
 
 # -- caps ---------------------------------------------------------------------------------
 def test_read_only_files(folder: MemoryFolder) -> None:
-    for line in ("append rules.md: x", "write rules.md: x", "delete rules.md", "rename rules.md r.md",
-                 "str_replace rules.md: kind => mean", "insert rules.md 1: x", "upsert rules.md k: v"):
+    for line in (
+        "append rules.md: x",
+        "write rules.md: x",
+        "delete rules.md",
+        "rename rules.md r.md",
+        "str_replace rules.md: kind => mean",
+        "insert rules.md 1: x",
+        "upsert rules.md k: v",
+    ):
         r = run(folder, line)
         assert not r.ok and r.message == "refused: rules.md is read-only", line
     assert run(folder, "view rules.md").ok
@@ -310,14 +317,33 @@ def test_symlinks_hard_links_and_fifos_are_never_used(trap: tuple[MemoryFolder, 
     f, base = trap
     before = _outside(base)
     lines = [
-        "view link.md", "append link.md: pwned", "write link.md: pwned", "delete link.md",
-        "rename link.md stolen.md", "str_replace link.md: secret => x", "upsert link.md k: v",
-        "append dangling.md: x", "write dangling.md: x", "create dangling.md: x",
-        "view link_dir/target.md", "write link_dir/target.md: x", "append link_dir/new.md: x",
-        "delete link_dir/target.md", "rename link_dir/target.md t.md",
-        "view sub/up/secret.txt", "write sub/up/secret.txt: x", "create sub/up/new.md: x",
-        "view hard.md", "append hard.md: x", "write hard.md: x", "delete hard.md", "rename hard.md h.md",
-        "view fifo.md", "append fifo.md: x", "write fifo.md: x", "delete fifo.md",
+        "view link.md",
+        "append link.md: pwned",
+        "write link.md: pwned",
+        "delete link.md",
+        "rename link.md stolen.md",
+        "str_replace link.md: secret => x",
+        "upsert link.md k: v",
+        "append dangling.md: x",
+        "write dangling.md: x",
+        "create dangling.md: x",
+        "view link_dir/target.md",
+        "write link_dir/target.md: x",
+        "append link_dir/new.md: x",
+        "delete link_dir/target.md",
+        "rename link_dir/target.md t.md",
+        "view sub/up/secret.txt",
+        "write sub/up/secret.txt: x",
+        "create sub/up/new.md: x",
+        "view hard.md",
+        "append hard.md: x",
+        "write hard.md: x",
+        "delete hard.md",
+        "rename hard.md h.md",
+        "view fifo.md",
+        "append fifo.md: x",
+        "write fifo.md: x",
+        "delete fifo.md",
     ]
     for line in lines:
         r = run(f, line)
@@ -366,11 +392,12 @@ def test_no_temp_files_are_left_and_writes_replace_the_entry(tmp_path: Path) -> 
 def test_seed_and_trusted_writes(tmp_path: Path) -> None:
     limits = MemoryLimits(files={"s.md": FileLimits(max_lines=2, max_chars=50, read_only=True)})
     f = MemoryFolder(tmp_path / "m", limits)
-    f.seed({"s.md": "one\ntwo\n", "dir/x.md": ""})
+    assert f.seed({"s.md": "one\ntwo\n", "dir/x.md": ""}) == ["s.md", "dir/x.md"]
     assert f.snapshot() == {"dir/x.md": "", "s.md": "one\ntwo\n"}
     assert f.listing() == [("dir/x.md", 0, 0), ("s.md", 2, 7)]
-    with pytest.raises(ValueError, match="s.md"):
-        f.seed({"s.md": "again"})
+    assert f.seed({"s.md": "again"}) == [] and f.read_text("s.md") == "one\ntwo\n"  # kept across episodes
+    assert f.seed({"s.md": "again"}, overwrite=True) == ["s.md"] and f.read_text("s.md") == "again\n"
+    f.write_text_trusted("s.md", "one\ntwo")
     with pytest.raises(ValueError, match="would have 3 lines"):
         MemoryFolder(tmp_path / "m2", limits).seed({"s.md": "a\nb\nc"})
     with pytest.raises(ValueError):
@@ -381,6 +408,7 @@ def test_seed_and_trusted_writes(tmp_path: Path) -> None:
 
 
 def test_never_raises_on_malformed_operations(folder: MemoryFolder) -> None:
+    assert folder.execute(parse_command("nonsense")).message == "refused: not a memory operation"  # type: ignore[arg-type]
     weird = [
         Operation(Verb.VIEW, "map.md", start=-1),
         Operation(Verb.TAIL, "map.md", n=0),
@@ -409,8 +437,28 @@ def test_changed_line_numbers() -> None:
 # -- property: nothing outside ever changes, caps always hold, nothing escapes -----------
 PLANTED = ["link_dir", "link.md", "dangling.md", "sub", "up", "hard.md", "fifo.md", "real.md", "log.md"]
 COMPONENTS = PLANTED + [
-    "new.md", "a", "b.txt", "..", ".", "", "~", ".hidden", "x" * 60, "é.md", "a\x00b", "a\\b", "*", "C:",
-    "secret.txt", "outside", "target.md", "created_outside.txt", "mem", " ", "-x", "ok_name.md",
+    "new.md",
+    "a",
+    "b.txt",
+    "..",
+    ".",
+    "",
+    "~",
+    ".hidden",
+    "x" * 60,
+    "é.md",
+    "a\x00b",
+    "a\\b",
+    "*",
+    "C:",
+    "secret.txt",
+    "outside",
+    "target.md",
+    "created_outside.txt",
+    "mem",
+    " ",
+    "-x",
+    "ok_name.md",
 ]
 LIMITS = MemoryLimits(
     max_files=7,
@@ -449,7 +497,15 @@ operations = st.builds(
 )
 SAFE_PATHS = ["new.md", "log.md", "notes.md", "a.md", "d/e.md", "d/f/g.md", "sub/n.md"]
 TRAP_PATHS = [
-    "real.md", "link.md", "dangling.md", "link_dir/target.md", "sub/up/secret.txt", "hard.md", "fifo.md", "sub", "d",
+    "real.md",
+    "link.md",
+    "dangling.md",
+    "link_dir/target.md",
+    "sub/up/secret.txt",
+    "hard.md",
+    "fifo.md",
+    "sub",
+    "d",
 ]
 good_paths = st.one_of(st.sampled_from(SAFE_PATHS), st.sampled_from(SAFE_PATHS), st.sampled_from(TRAP_PATHS))
 
@@ -504,7 +560,7 @@ def _plant(base: Path) -> MemoryFolder:
 
 def _check_caps(f: MemoryFolder) -> None:
     count = 0
-    for dirpath, dirnames, filenames in os.walk(f.root):  # os.walk does not follow symlinks
+    for dirpath, _dirnames, filenames in os.walk(f.root):  # os.walk does not follow symlinks
         for name in filenames:
             p = Path(dirpath) / name
             assert not name.startswith("~tmp."), "a temp file was left behind"

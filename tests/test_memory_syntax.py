@@ -192,8 +192,11 @@ commands = st.one_of(
     st.builds(lambda p: Operation(V.VIEW, p), PATH),
     st.builds(lambda p, a, b: Operation(V.VIEW, p, start=a, end=b), PATH, LINE_NO, st.none() | LINE_NO),
     st.builds(lambda p, n: Operation(V.TAIL, p, n=n), PATH, st.none() | LINE_NO),
-    st.builds(lambda p, q: Operation(V.SEARCH, p, query=q), PATH | st.just("*"), NONEMPTY.filter(lambda q: "\n" not in q
-                                                                                               and q[0] not in ":\"'`")),
+    st.builds(
+        lambda p, q: Operation(V.SEARCH, p, query=q),
+        PATH | st.just("*"),
+        NONEMPTY.filter(lambda q: "\n" not in q and q[0] not in ":\"'`"),
+    ),
     st.builds(lambda p: Operation(V.COUNT, p), PATH | st.just("*")),
     st.builds(lambda v, p, t: Operation(v, p, text=t), st.sampled_from([V.APPEND, V.WRITE, V.CREATE]), PATH, TEXT),
     st.builds(

@@ -16,27 +16,42 @@ from automem.store import Store
 
 def _run(store: Store, engine, game: str, *, task=None, seeds=(1,), steps=3, structure=None, name=None):
     structure = structure or load_builtin(f"{game}-v0")
-    config = RunConfig(game=game, task=task, seeds=list(seeds), structure=structure, engine_spec="llamacpp",
-                       max_steps=steps, run_name=name)
+    config = RunConfig(
+        game=game,
+        task=task,
+        seeds=list(seeds),
+        structure=structure,
+        engine_spec="llamacpp",
+        max_steps=steps,
+        run_name=name,
+    )
     return execute_run(config, store, engine)
 
 
-@pytest.mark.parametrize(("game", "task", "steps"), [("crafter", None, 4), ("nethack", None, 2), ("minihack", "Room-5x5", 2)])
+@pytest.mark.parametrize(
+    ("game", "task", "steps"), [("crafter", None, 4), ("nethack", None, 2), ("minihack", "Room-5x5", 2)]
+)
 def test_every_step_call_and_operation_is_recorded(store: Store, engine, game, task, steps) -> None:
     run_id, (summary,) = _run(store, engine, game, task=task, steps=steps)
     assert summary.status == "finished" and summary.steps >= 1
     con = sqlite3.connect(store.path)
-    rows = con.execute("select step, action, action_source, invalid_outputs, llm_calls from steps order by step").fetchall()
+    rows = con.execute(
+        "select step, action, action_source, invalid_outputs, llm_calls from steps order by step"
+    ).fetchall()
     assert [r[0] for r in rows] == list(range(summary.steps))
     # grammar-constrained output: every step's action came from the model, nothing was invalid
     assert all(r[2] == "model" and r[3] == 0 for r in rows)
-    calls = con.execute("select step, phase, prompt, response, valid, input_tokens, cached_tokens, output_tokens from llm_calls").fetchall()
+    calls = con.execute(
+        "select step, phase, prompt, response, valid, input_tokens, cached_tokens, output_tokens from llm_calls"
+    ).fetchall()
     assert len(calls) == sum(r[4] for r in rows)
     assert all(c[4] == 1 and c[5] > 0 and c[7] > 0 for c in calls)
     assert json.loads(calls[0][2])[0]["role"] == "system"
     # later calls reuse the KV cache of earlier ones (stable-to-volatile prompt layout)
     assert sum(c[6] for c in calls[1:]) > 0.5 * sum(c[5] for c in calls[1:])
-    ops = con.execute("select verb, path, ok, message, content_before, content_after, llm_call_id from memory_ops").fetchall()
+    ops = con.execute(
+        "select verb, path, ok, message, content_before, content_after, llm_call_id from memory_ops"
+    ).fetchall()
     for verb, _path, ok, message, _before, after, call_id in ops:
         assert message and call_id is not None
         if ok and verb in {"append", "write", "upsert", "insert", "str_replace", "create"}:

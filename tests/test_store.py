@@ -17,8 +17,15 @@ def _episode(store: Store) -> int:
         name="r1", game="crafter", task="default", structure_id=sid, engine="llamacpp", memory_engine=None, config={}
     )
     return store.start_episode(
-        run_id=run, game="crafter", task="default", seed=3, structure_id=sid, engine="llamacpp",
-        model="m.gguf", memory_dir="/tmp/x", memory_seed={"a.md": "hi"},
+        run_id=run,
+        game="crafter",
+        task="default",
+        seed=3,
+        structure_id=sid,
+        engine="llamacpp",
+        model="m.gguf",
+        memory_dir="/tmp/x",
+        memory_seed={"a.md": "hi"},
     )
 
 
@@ -38,18 +45,51 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
 def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> None:
     ep = _episode(store)
     call = CallRecord(
-        phase="LOG", turn=0, engine="llamacpp", model="m", prompt=[{"role": "user", "content": "hi"}],
-        grammar="root ::= \"DONE\"", response="append a.md: x", parsed="append a.md: x", valid=True,
-        input_tokens=100, cached_tokens=80, output_tokens=5, latency_s=0.1, finish_reason="stop",
+        phase="LOG",
+        turn=0,
+        engine="llamacpp",
+        model="m",
+        prompt=[{"role": "user", "content": "hi"}],
+        grammar='root ::= "DONE"',
+        response="append a.md: x",
+        parsed="append a.md: x",
+        valid=True,
+        input_tokens=100,
+        cached_tokens=80,
+        output_tokens=5,
+        latency_s=0.1,
+        finish_reason="stop",
     )
     op = OpRecord(
-        phase="LOG", turn=0, source="model", verb="append", path="a.md", args={"text": "x"}, ok=True,
-        message="ok", content_before="hi", content_after="hi\nx", call_index=0,
+        phase="LOG",
+        turn=0,
+        source="model",
+        verb="append",
+        path="a.md",
+        args={"text": "x"},
+        ok=True,
+        message="ok",
+        content_before="hi",
+        content_after="hi\nx",
+        call_index=0,
     )
     rec = StepRecord(
-        step=0, observation="obs", helper_notes="", frame={"rows": ["@"], "fg": [[7]]}, action="noop",
-        action_source="model", reward=1.0, done=False, progression=4.5, achievements=["collect_wood"],
-        invalid_outputs=0, model_s=0.1, game_s=0.01, harness_s=0.001, calls=[call], ops=[op],
+        step=0,
+        observation="obs",
+        helper_notes="",
+        frame={"rows": ["@"], "fg": [[7]]},
+        action="noop",
+        action_source="model",
+        reward=1.0,
+        done=False,
+        progression=4.5,
+        achievements=["collect_wood"],
+        invalid_outputs=0,
+        model_s=0.1,
+        game_s=0.01,
+        harness_s=0.001,
+        calls=[call],
+        ops=[op],
     )
     store.record_step(ep, rec)
     con = sqlite3.connect(store.path)
@@ -65,13 +105,37 @@ def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> 
 def test_a_failing_step_write_leaves_no_partial_rows(store: Store) -> None:
     ep = _episode(store)
     rec = StepRecord(
-        step=0, observation="o", helper_notes="", frame={}, action="noop", action_source="model", reward=0.0,
-        done=False, progression=0.0, achievements=[], invalid_outputs=0, model_s=0.0, game_s=0.0,
+        step=0,
+        observation="o",
+        helper_notes="",
+        frame={},
+        action="noop",
+        action_source="model",
+        reward=0.0,
+        done=False,
+        progression=0.0,
+        achievements=[],
+        invalid_outputs=0,
+        model_s=0.0,
+        game_s=0.0,
     )
     store.record_step(ep, rec)
     bad = StepRecord(**{**rec.__dict__, "calls": [], "ops": []})
-    bad.ops = [OpRecord(phase="LOG", turn=0, source="model", verb="append", path="a", args={}, ok=True,
-                        message="", content_before=None, content_after=None, call_index=5)]
+    bad.ops = [
+        OpRecord(
+            phase="LOG",
+            turn=0,
+            source="model",
+            verb="append",
+            path="a",
+            args={},
+            ok=True,
+            message="",
+            content_before=None,
+            content_after=None,
+            call_index=5,
+        )
+    ]
     try:
         store.record_step(ep, bad)  # call_index 5 does not exist: the whole step must roll back
     except IndexError:

@@ -14,7 +14,7 @@ from automem.engines.base import Engine, EngineError, Message
 from automem.games.base import Game
 from automem.memory.folder import MemoryFolder
 from automem.memory.grammar import build_grammar
-from automem.memory.ops import READ_VERBS, OpResult, Operation, Verb
+from automem.memory.ops import READ_VERBS, Operation, OpResult, Verb
 from automem.memory.structure import PhaseSpec, Structure
 from automem.memory.syntax import Act, Done, ParseError, format_command, parse_command
 from automem.store.db import CallRecord, OpRecord
@@ -78,6 +78,7 @@ class Agent:
         self.seed = seed
         self.action_names = game.action_names()
         self._action_set = set(self.action_names)
+        self._action_lookup = {a.lower(): a for a in self.action_names}
         self.fallback = resolve_fallback(structure, self.action_names)
         self.system = system_prompt(
             structure,
@@ -93,12 +94,17 @@ class Agent:
         self._last_reward = 0.0
         self._engine_errors = 0
         self._grammars: dict[tuple[object, ...], str] = {}
+        self._known_paths: list[str] | None = None
+        self._resolved_action: str | None = None
 
     # -- grammar --------------------------------------------------------------------------
     def _paths(self) -> list[str]:
-        known = {f.path for f in self.structure.files}
-        known.update(p for p, _, _ in self.memory.listing())
-        return sorted(known)
+        # listing() reads the folder; cache it until an operation may have added or removed a file
+        if self._known_paths is None:
+            known = {f.path for f in self.structure.files}
+            known.update(p for p, _, _ in self.memory.listing())
+            self._known_paths = sorted(known)
+        return self._known_paths
 
     def _grammar(self, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int) -> str | None:
         if not self.engine.supports_grammar:
@@ -144,7 +150,9 @@ class Agent:
         """Run one step's phases, yielding each turn; returns the Decision."""
         decision = Decision(action=self.fallback, source="fallback")
         decision.notes = self.notes(observation)
-        pinned = pinned_block(self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()})
+        pinned = pinned_block(
+            self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
+        )
         messages: list[Message] = [{"role": "system", "content": self.system}]
         pending_user = step_context(
             pinned=pinned,
@@ -215,7 +223,10 @@ class Agent:
         decision.model_s += completion.latency_s
         text = completion.text.strip()
         command = parse_command(text)
+        self._resolved_action = None
         feedback, result, valid = self._apply(command, phase, verbs, allow_done, allow_act)
+        if self._resolved_action is not None and self._resolved_action != getattr(command, "action", None):
+            command = Act(self._resolved_action)
         call = CallRecord(
             phase=phase.kind,
             turn=turn,
@@ -273,14 +284,25 @@ class Agent:
         if isinstance(command, Act):
             if not allow_act:
                 return f"invalid: no game action in the {phase.kind} phase; write notes or DONE. {hint}", None, False
-            if command.action not in self._action_set:
+            action = self._match_action(command.action)
+            if action is None:
                 return f"invalid: unknown action {command.action!r}. {hint}", None, False
+            # e.g. "Move_Left." from an unconstrained model plays move_left
+            self._resolved_action = action
             return "", None, True
         if command.verb not in verbs:
             allowed = ", ".join(sorted(v.value for v in verbs)) or "none"
             return f"invalid: {command.verb.value} is not allowed now (allowed: {allowed}). {hint}", None, False
         result = self.memory.execute(command)
+        if result.ok and (command.verb in (Verb.RENAME, Verb.DELETE) or command.path not in (self._known_paths or ())):
+            self._known_paths = None
         return f"{result.message}\n{hint}", result, True
+
+    def _match_action(self, text: str) -> str | None:
+        if text in self._action_set:
+            return text
+        cleaned = text.strip().strip(".,;!\"'`").strip().lower()
+        return self._action_lookup.get(cleaned)
 
     def _next_hint(self, phase: PhaseSpec, allow_act: bool) -> str:
         if phase.kind == "LOG":
@@ -303,4 +325,3 @@ class Agent:
         self.history.append(line)
         self._last_action = decision.action
         self._last_reward = reward
-

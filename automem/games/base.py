@@ -25,6 +25,9 @@ class ActionSpec:
     description: str
 
 
+_HEX = "0123456789abcdef"
+
+
 @dataclass
 class Frame:
     """A terminal picture of the game for the TUI and replays.
@@ -40,14 +43,16 @@ class Frame:
     side: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "fg": self.fg, "cursor": self.cursor, "side": self.side}
+        # colours as one hex digit per cell: a 24x80 screen stores as 24 short strings, not 1,920 ints
+        fg = ["".join(_HEX[c & 15] for c in row) for row in self.fg]
+        return {"rows": self.rows, "fg": fg, "cursor": self.cursor, "side": self.side}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Frame:
         cursor = data.get("cursor")
         return cls(
             rows=list(data["rows"]),
-            fg=[list(r) for r in data["fg"]],
+            fg=[[int(c, 16) for c in r] if isinstance(r, str) else list(r) for r in data["fg"]],
             cursor=tuple(cursor) if cursor else None,  # type: ignore[arg-type]
             side=list(data.get("side", [])),
         )

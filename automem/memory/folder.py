@@ -119,12 +119,11 @@ class MemoryFolder:
     # -- public API -----------------------------------------------------------------------
     def execute(self, op: Operation) -> OpResult:
         """Run one operation. Never raises for bad input: a refusal is ok=False with a message."""
+        if not isinstance(op, Operation):
+            return OpResult(ok=False, message="refused: not a memory operation", verb=None, path="")
         verb = op.verb if isinstance(op.verb, Verb) else None
         path = op.path if isinstance(op.path, str) else repr(op.path)
-        try:
-            args = op.to_args()
-        except Exception:
-            args = {}
+        args = op.to_args()
         try:
             if verb is None:
                 raise _Refused(f"unknown verb {op.verb!r}")
@@ -143,12 +142,21 @@ class MemoryFolder:
             message = f"refused: internal error ({type(exc).__name__})"
         return OpResult(ok=False, message=message, verb=verb, path=path, args=args)
 
-    def seed(self, files: dict[str, str]) -> None:
-        """Create the structure's seed files (read_only ones too). Raises ValueError on a bad seed."""
+    def seed(self, files: dict[str, str], *, overwrite: bool = False) -> list[str]:
+        """Create the structure's seed files (read_only ones too); returns the paths written.
+
+        Files that already exist are kept unless ``overwrite`` (memory carried across episodes).
+        Raises ValueError for a seed that breaks confinement or caps: that is a structure bug.
+        """
+        written = []
         for path, text in files.items():
-            result = self._trusted_write(Verb.CREATE, path, text)
+            if not overwrite and self.read_text(path) is not None:
+                continue
+            result = self._trusted_write(Verb.WRITE if overwrite else Verb.CREATE, path, text)
             if not result.ok:
                 raise ValueError(f"cannot seed {path}: {result.message.removeprefix('refused: ')}")
+            written.append(path)
+        return written
 
     def write_text_trusted(self, path: str, text: str) -> OpResult:
         """A person's edit: bypasses read_only and allow_new_files, keeps confinement and caps."""
@@ -167,10 +175,21 @@ class MemoryFolder:
 
     def listing(self) -> list[tuple[str, int, int]]:
         """(path, lines, chars) of every file the agent can use, sorted by path."""
-        return [(p, len(lines), _body_chars(lines)) for p, lines in self._all_files()]
+        out = []
+        for path, content in self._safe_all_files():
+            lines = split_lines(content)
+            out.append((path, len(lines), _body_chars(lines)))
+        return out
 
     def snapshot(self) -> dict[str, str]:
-        return {p: _content(lines) for p, lines in self._all_files()}
+        """Every file the agent can use: path -> content."""
+        return dict(self._safe_all_files())
+
+    def _safe_all_files(self) -> list[tuple[str, str]]:
+        try:
+            return self._all_files()
+        except (_Refused, OSError):  # the folder itself is gone: nothing to show
+            return []
 
     def file_limits(self, path: str) -> FileLimits:
         return self.limits.for_file(path)
@@ -356,7 +375,8 @@ class MemoryFolder:
         scan(rfd, "", 0)
         return out
 
-    def _all_files(self) -> list[tuple[str, list[str]]]:
+    def _all_files(self) -> list[tuple[str, str]]:
+        """(path, content) of every readable file, sorted by path."""
         rfd = self._open_root()
         try:
             out = []
@@ -366,7 +386,7 @@ class MemoryFolder:
                 except _Refused:
                     continue  # hard-linked or oversized files are not the agent's
                 if content is not None:
-                    out.append((path, split_lines(content)))
+                    out.append((path, content))
             return out
         finally:
             os.close(rfd)
@@ -537,7 +557,7 @@ class MemoryFolder:
     def _targets(self, rfd: int, path: str) -> list[tuple[str, list[str]]]:
         """The files a search/count covers: one file, or all of them for '*'."""
         if path == "*":
-            return self._all_files()
+            return [(p, split_lines(content)) for p, content in self._all_files()]
         parts = self._check_path(path)
         return [("/".join(parts), split_lines(self._existing(rfd, parts)))]
 
@@ -665,8 +685,6 @@ class MemoryFolder:
             raise _Refused(f"a key is one word without ':' of at most {self.limits.max_name_len} characters")
         text = self._check_text(op.text if op.text is not None else "", one_line=True).strip()
         record = f"{key}: {text}" if text else f"{key}:"
-        if len(record) > self.limits.max_text_chars:
-            raise _Refused(f"the record is longer than {self.limits.max_text_chars} characters")
         before = self._read_path(rfd, parts)
         lines = split_lines(before or "")
         prefix = key + ":"

@@ -84,7 +84,12 @@ def build_grammar(
 ) -> str:
     """A GBNF grammar (root rule ``root``) for one command line, optionally ending in a newline.
 
-    Raises ValueError if a path or action cannot be written in a command, or nothing is allowed.
+    ``paths`` are the files that exist now: verbs that need an existing file (view, tail,
+    str_replace, insert, delete, rename) are left out while there is none; search and count can
+    always use ``*``. With ``allow_new_paths`` the writing verbs (append, write, create, upsert,
+    and rename's target) may also name a new ``[a-z0-9_]{1,24}`` file ending in .md or .txt.
+    Raises ValueError if a path or action cannot be written in a command, ``allow_act`` comes
+    without actions, or nothing at all would be allowed.
     """
     if max_text_chars < 1:
         raise ValueError("max_text_chars must be at least 1")
@@ -103,7 +108,9 @@ def build_grammar(
     if allow_done:
         rules["done"] = '"DONE"'
         choices.append("done")
-    if allow_act and acts:
+    if allow_act:
+        if not acts:
+            raise ValueError("allow_act needs at least one action")
         rules["act"] = '"ACT " action'
         rules["action"] = _alternatives(acts)
         choices.append("act")
@@ -129,7 +136,7 @@ def build_grammar(
     add(Verb.APPEND, '"append " target ": " text', uses=("target", "text"), known=False, target=True)
     add(Verb.WRITE, '"write " target ": " text', uses=("target", "text"), known=False, target=True)
     add(Verb.CREATE, '"create " target ": " text', uses=("target", "text"), known=False, target=True)
-    add(Verb.STR_REPLACE, '"str_replace " path ": " old " => " text?', uses=("path", "old", "text"))
+    add(Verb.STR_REPLACE, '"str_replace " path ": " old " =>" (" " text)?', uses=("path", "old", "text"))
     add(Verb.INSERT, '"insert " path " " num ": " text', uses=("path", "num", "text"))
     add(Verb.DELETE, '"delete " path', uses=("path",))
     add(Verb.RENAME, '"rename " path " " target', uses=("path", "target"), target=True)

@@ -178,6 +178,7 @@ class Structure(_Strict):
             max_read_lines=ops.max_read_lines,
             max_search_results=ops.max_search_results,
             max_text_chars=ops.max_text_chars,
+            allow_new_files=ops.allow_new_files,
             files={
                 f.path: FileLimits(
                     max_lines=f.max_lines, max_chars=f.max_chars, overflow=f.overflow, read_only=f.read_only

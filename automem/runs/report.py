@@ -57,10 +57,18 @@ def summary_rows(summaries: list[EpisodeSummary]) -> list[dict[str, Any]]:
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     cols = [
-        ("episode", "episode_id"), ("seed", "seed"), ("status", "status"), ("steps", "steps"),
-        ("progress %", "progression"), ("reward", "reward"), ("calls/step", "llm_calls_per_step"),
-        ("mem ops/step", "memory_ops_per_step"), ("invalid", "invalid_outputs"), ("cached", "cached_share"),
-        ("s/step", "seconds_per_step"), ("ended", "ended"),
+        ("episode", "episode_id"),
+        ("seed", "seed"),
+        ("status", "status"),
+        ("steps", "steps"),
+        ("progress %", "progression"),
+        ("reward", "reward"),
+        ("calls/step", "llm_calls_per_step"),
+        ("mem ops/step", "memory_ops_per_step"),
+        ("invalid", "invalid_outputs"),
+        ("cached", "cached_share"),
+        ("s/step", "seconds_per_step"),
+        ("ended", "ended"),
     ]
     for head, _ in cols:
         table.add_column(head, justify="right" if head not in ("status", "ended") else "left")

@@ -1,5 +1,5 @@
 """SQLite trajectory store."""
 
-from automem.store.db import CallRecord, OpRecord, Store, StoreError, StepRecord, default_db_path
+from automem.store.db import CallRecord, OpRecord, StepRecord, Store, StoreError, default_db_path
 
 __all__ = ["CallRecord", "OpRecord", "StepRecord", "Store", "StoreError", "default_db_path"]

@@ -204,91 +204,91 @@ class Store:
         return int(self.db["episodes"].insert(row).last_pk)  # type: ignore[arg-type]
 
     def record_step(self, episode_id: int, rec: StepRecord) -> None:
+        """Write a step, its model calls and memory operations in one transaction.
+
+        Plain prepared statements rather than sqlite-utils' insert(): this runs once per game step
+        and the generic path (introspecting columns per call) cost more than the rest of the harness.
+        """
+        conn = self.db.conn
         with self.db.atomic():
             call_ids: list[int] = []
-            calls = self.db["llm_calls"]
             for c in rec.calls:
-                call_ids.append(
-                    int(
-                        calls.insert(
-                            {
-                                "episode_id": episode_id,
-                                "step": rec.step,
-                                "phase": c.phase,
-                                "turn": c.turn,
-                                "engine": c.engine,
-                                "model": c.model,
-                                "prompt": json.dumps(c.prompt, ensure_ascii=False),
-                                "grammar": c.grammar,
-                                "response": c.response,
-                                "parsed": c.parsed,
-                                "valid": int(c.valid),
-                                "input_tokens": c.input_tokens,
-                                "cached_tokens": c.cached_tokens,
-                                "output_tokens": c.output_tokens,
-                                "latency_s": c.latency_s,
-                                "finish_reason": c.finish_reason,
-                                "created_at": c.created_at,
-                            }
-                        ).last_pk  # type: ignore[arg-type]
+                cur = conn.execute(
+                    _INSERT_CALL,
+                    (
+                        episode_id,
+                        rec.step,
+                        c.phase,
+                        c.turn,
+                        c.engine,
+                        c.model,
+                        json.dumps(c.prompt, ensure_ascii=False),
+                        c.grammar,
+                        c.response,
+                        c.parsed,
+                        int(c.valid),
+                        c.input_tokens,
+                        c.cached_tokens,
+                        c.output_tokens,
+                        c.latency_s,
+                        c.finish_reason,
+                        c.created_at,
+                    ),
+                )
+                call_ids.append(int(cur.lastrowid or 0))
+            conn.executemany(
+                _INSERT_OP,
+                [
+                    (
+                        episode_id,
+                        rec.step,
+                        o.phase,
+                        o.turn,
+                        call_ids[o.call_index] if o.call_index is not None else None,
+                        o.source,
+                        o.verb,
+                        o.path,
+                        json.dumps(o.args, ensure_ascii=False),
+                        int(o.ok),
+                        o.message,
+                        o.content_before,
+                        o.content_after,
+                        unified_diff(o.content_before, o.content_after, o.path) if o.ok else "",
+                        o.created_at,
                     )
-                )
-            if rec.ops:
-                self.db["memory_ops"].insert_all(
-                    {
-                        "episode_id": episode_id,
-                        "step": rec.step,
-                        "phase": o.phase,
-                        "turn": o.turn,
-                        "llm_call_id": call_ids[o.call_index] if o.call_index is not None else None,
-                        "source": o.source,
-                        "verb": o.verb,
-                        "path": o.path,
-                        "args": json.dumps(o.args, ensure_ascii=False),
-                        "ok": int(o.ok),
-                        "message": o.message,
-                        "content_before": o.content_before,
-                        "content_after": o.content_after,
-                        "diff": unified_diff(o.content_before, o.content_after, o.path) if o.ok else "",
-                        "created_at": o.created_at,
-                    }
                     for o in rec.ops
-                )
-            self.db["steps"].insert(
-                {
-                    "episode_id": episode_id,
-                    "step": rec.step,
-                    "observation": rec.observation,
-                    "helper_notes": rec.helper_notes,
-                    "frame": json.dumps(rec.frame, separators=(",", ":")),
-                    "action": rec.action,
-                    "action_source": rec.action_source,
-                    "reward": rec.reward,
-                    "done": int(rec.done),
-                    "progression": rec.progression,
-                    "achievements": json.dumps(rec.achievements),
-                    "invalid_outputs": rec.invalid_outputs,
-                    "llm_calls": len(rec.calls),
-                    "memory_ops": len(rec.ops),
-                    "input_tokens": sum(c.input_tokens for c in rec.calls),
-                    "cached_tokens": sum(c.cached_tokens for c in rec.calls),
-                    "output_tokens": sum(c.output_tokens for c in rec.calls),
-                    "model_s": rec.model_s,
-                    "game_s": rec.game_s,
-                    "harness_s": rec.harness_s,
-                    "created_at": now(),
-                }
+                ],
             )
-            self.db["episodes"].update(
-                episode_id,
-                {
-                    "steps": rec.step + 1,
-                    "progression": rec.progression,
-                    "achievements": json.dumps(rec.achievements),
-                },
+            conn.execute(
+                _INSERT_STEP,
+                (
+                    episode_id,
+                    rec.step,
+                    rec.observation,
+                    rec.helper_notes,
+                    json.dumps(rec.frame, separators=(",", ":")),
+                    rec.action,
+                    rec.action_source,
+                    rec.reward,
+                    int(rec.done),
+                    rec.progression,
+                    json.dumps(rec.achievements),
+                    rec.invalid_outputs,
+                    len(rec.calls),
+                    len(rec.ops),
+                    sum(c.input_tokens for c in rec.calls),
+                    sum(c.cached_tokens for c in rec.calls),
+                    sum(c.output_tokens for c in rec.calls),
+                    rec.model_s,
+                    rec.game_s,
+                    rec.harness_s,
+                    now(),
+                ),
             )
-            self.db.execute(
-                "UPDATE episodes SET total_reward = total_reward + ? WHERE id = ?", [rec.reward, episode_id]
+            conn.execute(
+                "UPDATE episodes SET steps = ?, progression = ?, achievements = ?, "
+                "total_reward = total_reward + ? WHERE id = ?",
+                (rec.step + 1, rec.progression, json.dumps(rec.achievements), rec.reward, episode_id),
             )
 
     def finish_episode(
@@ -311,6 +311,29 @@ class Store:
     def run_by_name(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
+
+
+def _insert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+
+
+_INSERT_CALL = _insert(
+    "llm_calls",
+    "episode_id, step, phase, turn, engine, model, prompt, grammar, response, parsed, valid, input_tokens, "
+    "cached_tokens, output_tokens, latency_s, finish_reason, created_at",
+)
+_INSERT_OP = _insert(
+    "memory_ops",
+    "episode_id, step, phase, turn, llm_call_id, source, verb, path, args, ok, message, content_before, "
+    "content_after, diff, created_at",
+)
+_INSERT_STEP = _insert(
+    "steps",
+    "episode_id, step, observation, helper_notes, frame, action, action_source, reward, done, progression, "
+    "achievements, invalid_outputs, llm_calls, memory_ops, input_tokens, cached_tokens, output_tokens, model_s, "
+    "game_s, harness_s, created_at",
+)
 
 
 class StoreError(Exception):
