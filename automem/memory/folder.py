@@ -424,6 +424,13 @@ class MemoryFolder:
             raise _Refused(f"missing {what}")
         return value
 
+    def _writable_target(self, raw: str) -> tuple[tuple[str, ...], str]:
+        """The confined parts and normal form of a path the operation may write."""
+        parts = self._check_path(raw)
+        path = "/".join(parts)
+        self._writable(path)
+        return parts, path
+
     def _writable(self, path: str) -> FileLimits:
         spec = self.limits.for_file(path)
         if spec.read_only:
@@ -595,9 +602,7 @@ class MemoryFolder:
 
     # -- write verbs ----------------------------------------------------------------------
     def _append(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         new = split_lines(self._check_text(op.text))
         if not new:
             raise _Refused("nothing to append")
@@ -609,9 +614,7 @@ class MemoryFolder:
         return result
 
     def _write_op(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         lines = split_lines(self._check_text(op.text))
         before = self._read_path(rfd, parts)
         result, dropped = self._commit(rfd, op, parts, before, lines)
@@ -620,9 +623,7 @@ class MemoryFolder:
         return result
 
     def _create(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         lines = split_lines(self._check_text(op.text))
         dfd = self._open_dirs(rfd, parts[:-1], create=False)
         if dfd is not None:
@@ -639,9 +640,7 @@ class MemoryFolder:
         return result
 
     def _str_replace(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         old = self._check_text(op.old, "old text")
         new = self._check_text(op.new if op.new is not None else "", "new text")
         if not old:
@@ -659,9 +658,7 @@ class MemoryFolder:
         return result
 
     def _insert(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         new = split_lines(self._check_text(op.text))
         at = self._int(op.line, "line number")
         if not new:
@@ -677,9 +674,7 @@ class MemoryFolder:
         return result
 
     def _upsert(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         key = self._check_text(op.key, "key", one_line=True)
         if not key or len(key) > self.limits.max_name_len or ":" in key or any(c.isspace() for c in key):
             raise _Refused(f"a key is one word without ':' of at most {self.limits.max_name_len} characters")
@@ -701,9 +696,7 @@ class MemoryFolder:
         return result
 
     def _delete(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         before = self._existing(rfd, parts)
         dfd = self._open_dirs(rfd, parts[:-1], create=False)
         if dfd is None:
@@ -720,9 +713,7 @@ class MemoryFolder:
         )
 
     def _rename(self, rfd: int, op: Operation) -> OpResult:
-        parts = self._check_path(op.path)
-        path = "/".join(parts)
-        self._writable(path)
+        parts, path = self._writable_target(op.path)
         if not isinstance(op.new_path, str):
             raise _Refused("missing new path")
         new_parts = self._check_path(op.new_path)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from automem.memory.ops import Operation
+from automem.memory.syntax import format_command
 from automem.runs.episode import EpisodeSummary, StepEvent
+from automem.store.db import OpRecord
 
 
 def print_step(console: Console, event: StepEvent) -> None:
@@ -18,14 +22,29 @@ def print_step(console: Console, event: StepEvent) -> None:
     if event.reward:
         line.append(f" r{event.reward:+g}", style="green")
     for op in event.record.ops:
-        mark = "✓" if op.ok else "✗"
-        colour = ("cyan" if op.verb in {"view", "tail", "search", "count"} else "magenta") if op.ok else "red"
-        line.append(f" {op.phase}:{op.verb} {op.path}{mark}", style=colour)
+        mark = "" if op.ok else " ✗"
+        colour = ("cyan" if op.verb in _READS else "magenta") if op.ok else "red"
+        line.append(f"  {op.phase} {_shorten(_command_text(op), 60)}{mark}", style=colour)
     if event.decision.invalid:
         line.append(f" invalid×{event.decision.invalid}", style="red")
     if event.unlocked:
         line.append(" unlocked " + ", ".join(event.unlocked), style="bold green")
     console.print(line)
+
+
+_READS = frozenset({"view", "tail", "search", "count"})
+
+
+def _command_text(op: OpRecord) -> str:
+    try:
+        return format_command(Operation.from_dict({"verb": op.verb, "path": op.path, **op.args}))
+    except (ValueError, KeyError, TypeError):
+        return f"{op.verb} {op.path}"
+
+
+def _shorten(text: str, width: int) -> str:
+    text = text.replace("\n", " / ")
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def summary_rows(summaries: list[EpisodeSummary]) -> list[dict[str, Any]]:
@@ -55,23 +74,33 @@ def summary_rows(summaries: list[EpisodeSummary]) -> list[dict[str, Any]]:
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="calls, ops: model calls and memory operations per step; bad: invalid outputs; "
+        "cache: share of prompt tokens from the KV cache; s/st: seconds per step",
+    )
     cols = [
-        ("episode", "episode_id"),
+        ("ep", "episode_id"),
         ("seed", "seed"),
-        ("status", "status"),
         ("steps", "steps"),
-        ("progress %", "progression"),
-        ("reward", "reward"),
-        ("calls/step", "llm_calls_per_step"),
-        ("mem ops/step", "memory_ops_per_step"),
-        ("invalid", "invalid_outputs"),
-        ("cached", "cached_share"),
-        ("s/step", "seconds_per_step"),
+        ("prog%", "progression"),
+        ("calls", "llm_calls_per_step"),
+        ("ops", "memory_ops_per_step"),
+        ("bad", "invalid_outputs"),
+        ("cache", "cached_share"),
+        ("s/st", "seconds_per_step"),
         ("ended", "ended"),
     ]
     for head, _ in cols:
-        table.add_column(head, justify="right" if head not in ("status", "ended") else "left")
+        if head == "ended":
+            table.add_column(head, overflow="fold", max_width=28)
+        else:
+            table.add_column(head, justify="right", no_wrap=True, min_width=len(head))
     for r in rows:
-        table.add_row(*(str(r[key]) if r[key] is not None else "-" for _, key in cols))
+        cells = [str(r[key]) if r[key] is not None else "-" for _, key in cols]
+        if r["status"] != "finished":
+            cells[-1] = f"{r['status']}: {r['error'] or r['ended'] or ''}"
+        table.add_row(*cells)
     return table
