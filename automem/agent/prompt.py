@@ -42,8 +42,33 @@ def render_template(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+def _template(action: ActionSpec) -> str | None:
+    """The description with the action's own name abstracted, e.g. 'key <x>: item <x> in a menu'."""
+    if not action.name:
+        return None
+    pattern = rf"(?<![A-Za-z0-9_]){re.escape(action.name)}(?![A-Za-z0-9_])"
+    template, count = re.subn(pattern, "<x>", action.description)
+    return template if count else None
+
+
 def describe_actions(actions: list[ActionSpec]) -> str:
-    return "\n".join(f"- {a.name}: {a.description}" if a.description else f"- {a.name}" for a in actions)
+    """One line per action, but runs of 3+ actions that differ only by name share one line (NetHack's
+    52 item letters would otherwise cost ~1,000 prompt tokens)."""
+    lines: list[str] = []
+    i = 0
+    while i < len(actions):
+        template = _template(actions[i])
+        j = i + 1
+        while template is not None and j < len(actions) and _template(actions[j]) == template:
+            j += 1
+        if j - i >= 3:
+            lines.append(f"- {', '.join(a.name for a in actions[i:j])}: {template}")
+        else:
+            j = i + 1
+            a = actions[i]
+            lines.append(f"- {a.name}: {a.description}" if a.description else f"- {a.name}")
+        i = j
+    return "\n".join(lines)
 
 
 def describe_file(f: FileSpec) -> str:
