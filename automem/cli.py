@@ -7,6 +7,7 @@ them, so ``automem --help`` stays fast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -31,6 +32,19 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="SQLite file to record into (default: $AUTOMEM_DB or the user data dir)."),
 ]
+
+
+MemoryEngineOption = typer.Option(
+    "--memory-engine",
+    "-m",
+    help="Two-model mode: this engine does LOG and PLAN's memory look-ups; --engine commits the action.",
+)
+EngineOption = typer.Option(
+    "--engine",
+    "-e",
+    help="Engine spec or profile: llamacpp (bundled model), llamacpp:PATH, PATH.gguf, openai:URL#MODEL, "
+    "ollama:MODEL, transformers:PATH, or a profile name from the config file.",
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -60,9 +74,8 @@ def run(
     structure: Annotated[
         str | None, typer.Option("--structure", help="Built-in structure name or a YAML file (default: GAME-v0).")
     ] = None,
-    engine: Annotated[
-        str, typer.Option("--engine", "-e", help="Engine spec: llamacpp (bundled model), llamacpp:PATH or PATH.gguf.")
-    ] = "llamacpp",
+    engine: Annotated[str, EngineOption] = "llamacpp",
+    memory_engine: Annotated[str | None, MemoryEngineOption] = None,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature.")] = 0.7,
     run_name: Annotated[str | None, typer.Option("--run-name", help="Name of the run in the store.")] = None,
     db: DbOption = None,
@@ -70,7 +83,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Play episodes headless with memory operations as actions; every step goes to SQLite."""
-    from automem.engines import EngineError, make_engine
+    from automem.engines import EngineError, build_engine
     from automem.games import GameError, get_game_class, make_game
     from automem.memory.structure import StructureError, default_structure_for, resolve_structure
     from automem.runs import RunConfig, SeedError, execute_run, parse_seeds
@@ -89,7 +102,8 @@ def run(
         fail(str(exc))
     store = _open_store(db)
     try:
-        model = make_engine(engine)
+        model = build_engine(engine)
+        memory_model = build_engine(memory_engine) if memory_engine else None
     except EngineError as exc:
         the_game.close()
         fail(str(exc), code=1)
@@ -137,6 +151,8 @@ def run(
         raise typer.Exit(130) from None
     finally:
         model.close()
+        if memory_model is not None:
+            memory_model.close()
     rows = summary_rows(summaries)
     if as_json:
         console.print_json(json.dumps({"run_id": run_id, "db": str(store.path), "episodes": rows}))
@@ -144,6 +160,130 @@ def run(
         console.print(summary_table(rows, title=f"run {run_id} · {game} · {chosen.name}"))
         console.print(f"recorded in {store.path}", style="dim")
     if any(s.status == "failed" for s in summaries):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    game: Annotated[str, typer.Argument(help="crafter, minihack or nethack.")],
+    tasks: Annotated[
+        list[str] | None, typer.Option("--tasks", "-t", help="Tasks (repeat or comma-separate); default: the game's.")
+    ] = None,
+    seeds: Annotated[str, typer.Option("--seeds", "-s", help="Seeds, e.g. 42-51 or 1,3,5.")] = "42-51",
+    episodes_per_task: Annotated[
+        int | None, typer.Option("--episodes-per-task", "-k", min=1, help="Episodes per task (first K seeds).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    engine: Annotated[str, EngineOption] = "llamacpp",
+    memory_engine: Annotated[str | None, MemoryEngineOption] = None,
+    structure: Annotated[str | None, typer.Option("--structure", help="Built-in name or YAML file.")] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Name in the store; rerun the same name to resume.")
+    ] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps", "-n", min=1, help="Maximum steps per episode.")] = 100,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    parallel: Annotated[str, typer.Option(help="auto, process or thread (auto: by engine kind).")] = "auto",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write PREFIX.json and PREFIX.csv (default: beside the db).")
+    ] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Evaluate a structure over tasks x seeds, in parallel and resumable, with BALROG-comparable progression."""
+    from automem.engines import resolve_engine_spec
+    from automem.games import GameError, get_game_class
+    from automem.memory.structure import StructureError, default_structure_for, resolve_structure
+    from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval
+    from automem.runs.metrics import export, summarize
+    from automem.runs.report import eval_table
+    from automem.runs.run import default_run_name
+    from automem.runs.seeds import SeedError, parse_seeds
+
+    if parallel not in ("auto", "process", "thread"):
+        fail("--parallel must be auto, process or thread")
+    try:
+        get_game_class(game)
+        seed_list = parse_seeds(seeds)
+        chosen = resolve_structure(structure or default_structure_for(game))
+        task_list: list[str | None] = [t.strip() for item in (tasks or []) for t in item.split(",") if t.strip()]
+        spec, options = resolve_engine_spec(engine)
+        mem_spec, mem_options = resolve_engine_spec(memory_engine) if memory_engine else (None, {})
+    except (SeedError, GameError, StructureError, ValueError) as exc:
+        fail(str(exc))
+    store = _open_store(db)
+    config = EvalConfig(
+        game=game,
+        tasks=task_list or [None],
+        seeds=seed_list,
+        structure=chosen,
+        engine_spec=spec,
+        engine_options=options,
+        memory_engine_spec=mem_spec,
+        memory_engine_options=mem_options,
+        episodes_per_task=episodes_per_task,
+        workers=workers,
+        max_steps=max_steps,
+        temperature=temperature,
+        run_name=run_name or default_run_name(game, chosen.name),
+        parallel=parallel,
+    )
+    try:
+        plan = plan_eval(store, config)
+    except (GameError, StructureError, EvalError) as exc:
+        fail(str(exc))
+    if not as_json:
+        console.print(
+            f"run [bold]{config.run_name}[/] (id {plan.run_id}): {len(plan.jobs)} episodes to play, "
+            f"{plan.skipped} already finished, {plan.restarted} restarted",
+            highlight=False,
+        )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]episodes"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    )
+    bar = progress.add_task("eval", total=len(plan.jobs), info="")
+    problems: list[str] = []
+
+    def on_done(job, summary, error) -> None:  # type: ignore[no-untyped-def]
+        if error is not None:
+            problems.append(f"{job.task} seed {job.seed}: {error}")
+        elif summary.status != "finished":
+            problems.append(f"{job.task} seed {job.seed}: {summary.status} {summary.error or ''}")
+        info = f"last: {job.task} seed {job.seed}" + (f" {summary.progression:.1f}%" if summary else " error")
+        progress.update(bar, advance=1, info=info)
+
+    try:
+        with progress:
+            run_eval(store, config, plan, on_done=on_done)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: rerun with --run-name {config.run_name} to resume")
+        raise typer.Exit(130) from None
+    summaries = summarize(store, plan.run_id)
+    prefix = out or store.path.parent / "evals" / re.sub(r"[^A-Za-z0-9_.-]", "_", config.run_name)
+    meta = {
+        "run": config.run_name,
+        "run_id": plan.run_id,
+        "db": str(store.path),
+        **config.fingerprint(),
+        "seeds": config.seeds_per_task(),
+        "workers": workers,
+    }
+    json_path, csv_path = export(summaries, prefix, meta)
+    if as_json:
+        console.print_json(json_path.read_text())
+    else:
+        console.print(eval_table(summaries, title=f"{config.run_name} · {game} · {chosen.name}"))
+        console.print(f"wrote {json_path} and {csv_path}", style="dim", highlight=False)
+        for p in problems:
+            err_console.print(f"[yellow]episode problem:[/] {p}", highlight=False)
+    if problems:
         raise typer.Exit(1)
 
 

@@ -42,7 +42,7 @@ def test_every_step_call_and_operation_is_recorded(store: Store, engine, game, t
     # grammar-constrained output: every step's action came from the model, nothing was invalid
     assert all(r[2] == "model" and r[3] == 0 for r in rows)
     calls = con.execute(
-        "select step, phase, prompt, response, valid, input_tokens, cached_tokens, output_tokens from llm_calls"
+        "select step, phase, prompt, response, valid, input_tokens, cached_tokens, output_tokens from llm_calls_full"
     ).fetchall()
     assert len(calls) == sum(r[4] for r in rows)
     assert all(c[4] == 1 and c[5] > 0 and c[7] > 0 for c in calls)
@@ -50,7 +50,7 @@ def test_every_step_call_and_operation_is_recorded(store: Store, engine, game, t
     # later calls reuse the KV cache of earlier ones (stable-to-volatile prompt layout)
     assert sum(c[6] for c in calls[1:]) > 0.5 * sum(c[5] for c in calls[1:])
     ops = con.execute(
-        "select verb, path, ok, message, content_before, content_after, llm_call_id from memory_ops"
+        "select verb, path, ok, message, content_before, content_after, llm_call_id from memory_ops_full"
     ).fetchall()
     for verb, _path, ok, message, _before, after, call_id in ops:
         assert message and call_id is not None
@@ -76,12 +76,12 @@ def test_unconstrained_output_gets_feedback_and_the_fallback(store: Store, bundl
         free.close()
     assert summary.status == "finished" and summary.steps == 2
     con = sqlite3.connect(store.path)
-    assert con.execute("select count(*) from llm_calls where grammar is not null").fetchone()[0] == 0
+    assert con.execute("select count(*) from llm_calls where grammar_id is not null").fetchone()[0] == 0
     invalid = con.execute("select parsed from llm_calls where valid = 0").fetchall()
     sources = {r[0] for r in con.execute("select action_source from steps")}
     # a 135M model without a grammar rarely answers in the command language: its errors are fed back
     if invalid:
-        prompts = [json.loads(r[0]) for r in con.execute("select prompt from llm_calls where turn > 0")]
+        prompts = [json.loads(r[0]) for r in con.execute("select prompt from llm_calls_full where turn > 0")]
         assert any(m["content"].startswith("invalid:") for p in prompts for m in p if m["role"] == "user")
     assert sources <= {"model", "fallback"}
 

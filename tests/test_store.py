@@ -95,11 +95,83 @@ def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> 
     con = sqlite3.connect(store.path)
     step = con.execute("select action, reward, llm_calls, memory_ops, cached_tokens from steps").fetchone()
     assert step == ("noop", 1.0, 1, 1, 80)
-    op_row = con.execute("select verb, ok, diff, llm_call_id from memory_ops").fetchone()
+    op_row = con.execute("select verb, ok, diff, llm_call_id from memory_ops_full").fetchone()
     call_id = con.execute("select id from llm_calls").fetchone()[0]
     assert op_row[0] == "append" and op_row[1] == 1 and "+x" in op_row[2] and op_row[3] == call_id
+    full = con.execute("select content_before, content_after from memory_ops_full").fetchone()
+    assert full == ("hi", "hi\nx")
+    prompt, grammar = con.execute("select prompt, grammar from llm_calls_full").fetchone()
+    assert json.loads(prompt) == [{"role": "user", "content": "hi"}] and grammar == 'root ::= "DONE"'
+    assert store.call_prompt(call_id) == [{"role": "user", "content": "hi"}]
+    # the same texts written again are stored once
+    store.record_step(ep, StepRecord(**{**rec.__dict__, "step": 1}))
+    assert con.execute("select count(*) from texts").fetchone()[0] == 3  # "hi" is both prompt and file
     episode = con.execute("select steps, total_reward, achievements from episodes").fetchone()
-    assert episode[0] == 1 and episode[1] == 1.0 and json.loads(episode[2]) == ["collect_wood"]
+    assert episode[0] == 2 and episode[1] == 2.0 and json.loads(episode[2]) == ["collect_wood"]
+
+
+def test_export_import_moves_an_episode_between_files(store: Store, tmp_path) -> None:
+    ep = _episode(store)
+    call = CallRecord(
+        phase="PLAN",
+        turn=0,
+        engine="e",
+        model="m",
+        prompt=[{"role": "system", "content": "S"}],
+        grammar=None,
+        response="ACT noop",
+        parsed="ACT noop",
+        valid=True,
+        input_tokens=3,
+        cached_tokens=0,
+        output_tokens=2,
+        latency_s=0.1,
+        finish_reason="stop",
+    )
+    op = OpRecord(
+        phase="PLAN",
+        turn=0,
+        source="model",
+        verb="write",
+        path="a.md",
+        args={"text": "y"},
+        ok=True,
+        message="ok",
+        content_before=None,
+        content_after="y",
+        call_index=0,
+    )
+    store.record_step(
+        ep,
+        StepRecord(
+            step=0,
+            observation="o",
+            helper_notes="",
+            frame={},
+            action="noop",
+            action_source="model",
+            reward=0.0,
+            done=True,
+            progression=0.0,
+            achievements=[],
+            invalid_outputs=0,
+            model_s=0.1,
+            game_s=0.0,
+            calls=[call],
+            ops=[op],
+        ),
+    )
+    bundle = store.export_episode(ep)
+    other = Store(tmp_path / "other.db")
+    sid = other.save_structure(load_builtin("crafter-v0"))
+    run = other.create_run(
+        name="r", game="crafter", task="default", structure_id=sid, engine="e", memory_engine=None, config={}
+    )
+    new = other.import_episode(json.loads(json.dumps(bundle)), run)
+    row = other.db.execute("select content_after, llm_call_id from memory_ops_full where episode_id = ?", [new])
+    after, call_id = row.fetchone()
+    assert after == "y" and other.call_prompt(call_id) == [{"role": "system", "content": "S"}]
+    other.close()
 
 
 def test_a_failing_step_write_leaves_no_partial_rows(store: Store) -> None:

@@ -69,10 +69,13 @@ class Agent:
         *,
         temperature: float = 0.7,
         seed: int = 0,
+        memory_engine: Engine | None = None,
     ) -> None:
         self.structure = structure
         self.game = game
         self.engine = engine
+        # two-model mode: the memory engine does LOG and PLAN's look-ups, ``engine`` commits the action
+        self.memory_engine = memory_engine
         self.memory = memory
         self.temperature = temperature
         self.seed = seed
@@ -106,8 +109,10 @@ class Agent:
             self._known_paths = sorted(known)
         return self._known_paths
 
-    def _grammar(self, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int) -> str | None:
-        if not self.engine.supports_grammar:
+    def _grammar(
+        self, engine: Engine, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int
+    ) -> str | None:
+        if not engine.supports_grammar:
             return None
         paths = self._paths()
         # text longer than the token budget would be cut mid-command; ~2 chars per token is safe
@@ -135,6 +140,9 @@ class Agent:
             return verbs, True, False
         if last:
             return frozenset(), False, True
+        if self.memory_engine is not None:
+            # the memory engine looks things up and says DONE; the last turn is the agent engine's ACT
+            return (verbs if phase.kind == "ACT" else verbs & frozenset(READ_VERBS)), True, False
         if phase.kind == "PLAN":
             return verbs & frozenset(READ_VERBS), False, True
         return verbs, False, True  # ACT: any verb, then the action
@@ -177,7 +185,16 @@ class Agent:
                 pending_user = event.feedback
                 if isinstance(event.command, Done) and valid:
                     pending_user = ""
-                    break
+                    if phase.kind == "LOG":
+                        break
+                    # two-model PLAN/ACT: the look-ups are done, hand the action turn to the agent engine
+                    messages.append({"role": "user", "content": "Now choose the game action: ACT <action>."})
+                    event = self._one_turn(messages, phase, phase.budget - 1, step, frozenset(), False, True, decision)
+                    decision.events.append(event)
+                    yield event
+                    if isinstance(event.command, Act) and event.call is not None and event.call.valid:
+                        decision.action, decision.source = event.command.action, "model"
+                    return decision
                 if turn == phase.budget - 1 and phase.kind == "LOG":
                     # the hint asked for more notes, but the phase is over
                     pending_user = event.result.message if event.result else ""
@@ -202,10 +219,11 @@ class Agent:
         allow_act: bool,
         decision: Decision,
     ) -> TurnEvent:
-        grammar = self._grammar(verbs, allow_done, allow_act, phase.max_tokens)
+        engine = self.engine if allow_act or self.memory_engine is None else self.memory_engine
+        grammar = self._grammar(engine, verbs, allow_done, allow_act, phase.max_tokens)
         sample_seed = (self.seed * 1_000_003 + step * 101 + len(decision.calls)) % 2**31
         try:
-            completion = self.engine.complete(
+            completion = engine.complete(
                 list(messages),
                 grammar=grammar,
                 max_tokens=phase.max_tokens,
@@ -230,8 +248,8 @@ class Agent:
         call = CallRecord(
             phase=phase.kind,
             turn=turn,
-            engine=self.engine.name,
-            model=self.engine.model,
+            engine=engine.name,
+            model=engine.model,
             prompt=list(messages),
             grammar=grammar,
             response=completion.text,
@@ -307,6 +325,8 @@ class Agent:
     def _next_hint(self, phase: PhaseSpec, allow_act: bool) -> str:
         if phase.kind == "LOG":
             return "Next memory command, or DONE."
+        if self.memory_engine is not None and not allow_act:
+            return "Next: read memory, or DONE when you know enough."
         return "Next: read memory, or ACT <action>." if allow_act else "Next command."
 
     # -- after the game step --------------------------------------------------------------

@@ -13,9 +13,24 @@ from importlib.metadata import entry_points
 
 from automem.engines.base import Completion, Engine, EngineError, Message
 
-__all__ = ["Completion", "Engine", "EngineError", "Message", "engine_names", "make_engine"]
+__all__ = [
+    "Completion",
+    "Engine",
+    "EngineError",
+    "Message",
+    "build_engine",
+    "engine_names",
+    "make_engine",
+    "resolve_engine_spec",
+]
 
-_BUILTIN = {"llamacpp": "automem.engines.factories:llamacpp"}
+_BUILTIN = {
+    "llamacpp": "automem.engines.factories:llamacpp",
+    "openai": "automem.engines.openai_http:factory",
+    "ollama": "automem.engines.ollama:factory",
+    "transformers": "automem.engines.transformers_engine:factory",
+    "vllm": "automem.engines.vllm_engine:factory",
+}
 
 
 def _factories() -> dict[str, str]:
@@ -47,3 +62,16 @@ def make_engine(spec: str = "llamacpp", **options: object) -> Engine:
     module, _, attr = factories[name].partition(":")
     factory: Callable[..., Engine] = getattr(import_module(module), attr)
     return factory(target, **options)
+
+
+def resolve_engine_spec(name_or_spec: str) -> tuple[str, dict[str, object]]:
+    """A profile name from the user config file -> (its spec, its options); a spec -> (spec, {})."""
+    from automem.engines.profiles import resolve_engine
+
+    return resolve_engine(name_or_spec)
+
+
+def build_engine(name_or_spec: str, **options: object) -> Engine:
+    """Build an engine from a spec or a profile name (explicit options override the profile's)."""
+    spec, profile_options = resolve_engine_spec(name_or_spec)
+    return make_engine(spec, **{**profile_options, **options})

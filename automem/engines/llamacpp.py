@@ -19,11 +19,14 @@ GGUF_MAGIC = b"GGUF"
 
 
 def _common_prefix(a: Any, b: Any) -> int:
+    """Length of the shared prefix of two token-id arrays (numpy: a Python loop cost ~0.1 ms/call)."""
+    import numpy as np
+
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if differ.size else n
 
 
 class LlamaCppEngine:
@@ -93,7 +96,7 @@ class LlamaCppEngine:
         seed: int | None = None,
     ) -> Completion:
         llm = self._llm
-        before = list(llm._input_ids[: llm.n_tokens])
+        before = llm._input_ids[: llm.n_tokens].copy()
         if seed is not None:
             llm.set_seed(seed)
         start = time.perf_counter()

@@ -73,6 +73,7 @@ class EpisodeRunner:
         memory_dir: Path,
         max_steps: int,
         temperature: float = 0.7,
+        memory_engine: Engine | None = None,
     ) -> None:
         self.store = store
         self.game = game
@@ -82,7 +83,9 @@ class EpisodeRunner:
         self.max_steps = max_steps
         fresh = structure.context.scope == "episode"
         self.memory = prepare_memory(structure, memory_dir, fresh=fresh)
-        self.agent = Agent(structure, game, engine, self.memory, temperature=temperature, seed=seed)
+        self.agent = Agent(
+            structure, game, engine, self.memory, temperature=temperature, seed=seed, memory_engine=memory_engine
+        )
         structure_id = store.save_structure(structure)
         self.episode_id = store.start_episode(
             run_id=run_id,

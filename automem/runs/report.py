@@ -12,6 +12,7 @@ from rich.text import Text
 from automem.memory.ops import Operation
 from automem.memory.syntax import format_command
 from automem.runs.episode import EpisodeSummary, StepEvent
+from automem.runs.metrics import GroupSummary
 from automem.store.db import OpRecord
 
 
@@ -103,4 +104,23 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         if r["status"] != "finished":
             cells[-1] = f"{r['status']}: {r['error'] or r['ended'] or ''}"
         table.add_row(*cells)
+    return table
+
+
+def eval_table(summaries: list[GroupSummary], title: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for head in ("task", "n", "progression", "steps", "tok/st", "calls/st", "ops/st", "invalid", "cache"):
+        table.add_column(head, justify="left" if head == "task" else "right", no_wrap=head != "task")
+    for s in summaries:
+        table.add_row(
+            s.task,
+            str(s.episodes),
+            f"{s.progression_mean:.1f} ± {s.progression_se:.1f}",
+            f"{s.steps_mean:.0f}",
+            f"{s.tokens_per_step:.0f}",
+            f"{s.llm_calls_per_step:.2f}",
+            f"{s.memory_ops_per_step:.2f}",
+            f"{100 * s.invalid_output_rate:.1f}%",
+            f"{100 * s.cached_share:.0f}%",
+        )
     return table

@@ -26,6 +26,7 @@ class RunConfig:
     max_steps: int = 100
     temperature: float = 0.7
     run_name: str | None = None
+    memory_engine_spec: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -49,6 +50,7 @@ def execute_run(
     engine: Engine,
     *,
     game: Game | None = None,
+    memory_engine: Engine | None = None,
     on_episode_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
     on_episode_end: Callable[[EpisodeSummary], None] | None = None,
@@ -68,7 +70,7 @@ def execute_run(
         task=game.task,
         structure_id=structure_id,
         engine=config.engine_spec,
-        memory_engine=None,
+        memory_engine=config.memory_engine_spec,
         config={
             "seeds": config.seeds,
             "max_steps": config.max_steps,
@@ -93,6 +95,7 @@ def execute_run(
                 memory_dir=folder_root / ("shared" if scope == "run" else f"seed{seed}"),
                 max_steps=config.max_steps,
                 temperature=config.temperature,
+                memory_engine=memory_engine,
             )
             if on_episode_start is not None:
                 on_episode_start(runner.episode_id, seed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import hashlib
 import json
 import os
 import sqlite3
@@ -119,6 +120,7 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.execute("PRAGMA foreign_keys=ON")
             migrations.apply(self.db)
+            self._known_texts: set[str] = set()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
 
@@ -203,6 +205,18 @@ class Store:
         }
         return int(self.db["episodes"].insert(row).last_pk)  # type: ignore[arg-type]
 
+    def text_id(self, text: str | None) -> str | None:
+        """Store ``text`` once (content-addressed) and return its id; call inside a transaction."""
+        if text is None:
+            return None
+        tid = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if tid not in self._known_texts:
+            self.db.conn.execute("INSERT OR IGNORE INTO texts (id, text) VALUES (?, ?)", (tid, text))
+            if len(self._known_texts) > 50_000:
+                self._known_texts.clear()
+            self._known_texts.add(tid)
+        return tid
+
     def record_step(self, episode_id: int, rec: StepRecord) -> None:
         """Write a step, its model calls and memory operations in one transaction.
 
@@ -210,86 +224,51 @@ class Store:
         and the generic path (introspecting columns per call) cost more than the rest of the harness.
         """
         conn = self.db.conn
-        with self.db.atomic():
-            call_ids: list[int] = []
-            for c in rec.calls:
-                cur = conn.execute(
-                    _INSERT_CALL,
+        text_id = self.text_id
+        try:
+            with self.db.atomic():
+                call_ids: list[int] = []
+                for c in rec.calls:
+                    refs = [[m["role"], text_id(m["content"])] for m in c.prompt]
+                    cur = conn.execute(_INSERT_CALL, (
+                        episode_id, rec.step, c.phase, c.turn, c.engine, c.model,
+                        json.dumps(refs, separators=(",", ":")), text_id(c.grammar), c.response, c.parsed,
+                        int(c.valid), c.input_tokens, c.cached_tokens, c.output_tokens, c.latency_s,
+                        c.finish_reason, c.created_at,
+                    ))  # fmt: skip
+                    call_ids.append(int(cur.lastrowid or 0))
+                conn.executemany(_INSERT_OP, [
                     (
-                        episode_id,
-                        rec.step,
-                        c.phase,
-                        c.turn,
-                        c.engine,
-                        c.model,
-                        json.dumps(c.prompt, ensure_ascii=False),
-                        c.grammar,
-                        c.response,
-                        c.parsed,
-                        int(c.valid),
-                        c.input_tokens,
-                        c.cached_tokens,
-                        c.output_tokens,
-                        c.latency_s,
-                        c.finish_reason,
-                        c.created_at,
-                    ),
-                )
-                call_ids.append(int(cur.lastrowid or 0))
-            conn.executemany(
-                _INSERT_OP,
-                [
-                    (
-                        episode_id,
-                        rec.step,
-                        o.phase,
-                        o.turn,
+                        episode_id, rec.step, o.phase, o.turn,
                         call_ids[o.call_index] if o.call_index is not None else None,
-                        o.source,
-                        o.verb,
-                        o.path,
-                        json.dumps(o.args, ensure_ascii=False),
-                        int(o.ok),
-                        o.message,
-                        o.content_before,
-                        o.content_after,
-                        unified_diff(o.content_before, o.content_after, o.path) if o.ok else "",
-                        o.created_at,
+                        o.source, o.verb, o.path, json.dumps(o.args, ensure_ascii=False), int(o.ok), o.message,
+                        text_id(o.content_before), text_id(o.content_after),
+                        unified_diff(o.content_before, o.content_after, o.path) if o.ok else "", o.created_at,
                     )
                     for o in rec.ops
-                ],
-            )
-            conn.execute(
-                _INSERT_STEP,
-                (
-                    episode_id,
-                    rec.step,
-                    rec.observation,
-                    rec.helper_notes,
-                    json.dumps(rec.frame, separators=(",", ":")),
-                    rec.action,
-                    rec.action_source,
-                    rec.reward,
-                    int(rec.done),
-                    rec.progression,
-                    json.dumps(rec.achievements),
-                    rec.invalid_outputs,
-                    len(rec.calls),
-                    len(rec.ops),
-                    sum(c.input_tokens for c in rec.calls),
-                    sum(c.cached_tokens for c in rec.calls),
-                    sum(c.output_tokens for c in rec.calls),
-                    rec.model_s,
-                    rec.game_s,
-                    rec.harness_s,
-                    now(),
-                ),
-            )
-            conn.execute(
-                "UPDATE episodes SET steps = ?, progression = ?, achievements = ?, "
-                "total_reward = total_reward + ? WHERE id = ?",
-                (rec.step + 1, rec.progression, json.dumps(rec.achievements), rec.reward, episode_id),
-            )
+                ])  # fmt: skip
+                conn.execute(_INSERT_STEP, (
+                    episode_id, rec.step, rec.observation, rec.helper_notes,
+                    json.dumps(rec.frame, separators=(",", ":")), rec.action, rec.action_source, rec.reward,
+                    int(rec.done), rec.progression, json.dumps(rec.achievements), rec.invalid_outputs,
+                    len(rec.calls), len(rec.ops),
+                    sum(c.input_tokens for c in rec.calls), sum(c.cached_tokens for c in rec.calls),
+                    sum(c.output_tokens for c in rec.calls), rec.model_s, rec.game_s, rec.harness_s, now(),
+                ))  # fmt: skip
+                conn.execute(
+                    "UPDATE episodes SET steps = ?, progression = ?, achievements = ?, "
+                    "total_reward = total_reward + ? WHERE id = ?",
+                    (rec.step + 1, rec.progression, json.dumps(rec.achievements), rec.reward, episode_id),
+                )
+        except BaseException:
+            # ids remembered inside the rolled-back transaction may not exist
+            self._known_texts.clear()
+            raise
+
+    def call_prompt(self, call_id: int) -> list[dict[str, str]]:
+        """The exact chat messages of one model call."""
+        row = self.db.execute("SELECT prompt FROM llm_calls_full WHERE id = ?", [call_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else []
 
     def finish_episode(
         self, episode_id: int, *, status: str, ended_reason: str | None = None, error: str | None = None
@@ -308,6 +287,57 @@ class Store:
     def steps(self, episode_id: int) -> list[dict[str, Any]]:
         return list(self.db["steps"].rows_where("episode_id = ?", [episode_id], order_by="step"))
 
+    def delete_episode(self, episode_id: int) -> None:
+        """Remove an unfinished episode and everything it recorded (resume restarts it cleanly)."""
+        with self.db.atomic():
+            for table in ("memory_ops", "llm_calls", "steps"):
+                self.db.execute(f"DELETE FROM {table} WHERE episode_id = ?", [episode_id])
+            self.db.execute("DELETE FROM episodes WHERE id = ?", [episode_id])
+
+    def set_run_status(self, run_id: int, status: str) -> None:
+        self.db["runs"].update(run_id, {"status": status})
+
+    # -- moving whole episodes between files (Ray workers record locally; the driver merges) --
+    def export_episode(self, episode_id: int) -> dict[str, Any]:
+        rows: dict[str, Any] = {"episode": self.episode(episode_id)}
+        for table in ("steps", "llm_calls", "memory_ops"):
+            rows[table] = list(self.db[table].rows_where("episode_id = ?", [episode_id], order_by="id"))
+        ids: set[str] = set()
+        for call in rows["llm_calls"]:
+            ids.update(ref[1] for ref in json.loads(call["prompt_refs"] or "[]"))
+            ids.add(call["grammar_id"])
+        for op in rows["memory_ops"]:
+            ids.update((op["before_id"], op["after_id"]))
+        ids.discard(None)  # type: ignore[arg-type]
+        rows["texts"] = {
+            tid: self.db.execute("SELECT text FROM texts WHERE id = ?", [tid]).fetchone()[0] for tid in ids
+        }
+        return rows
+
+    def import_episode(self, bundle: dict[str, Any], run_id: int) -> int:
+        """Insert an exported episode under ``run_id`` with fresh ids; returns the new episode id."""
+        with self.db.atomic():
+            episode = {k: v for k, v in bundle["episode"].items() if k != "id"}
+            episode["run_id"] = run_id
+            new_id = int(self.db["episodes"].insert(episode).last_pk)  # type: ignore[arg-type]
+            for tid, text in bundle.get("texts", {}).items():
+                self.db.conn.execute("INSERT OR IGNORE INTO texts (id, text) VALUES (?, ?)", (tid, text))
+            call_ids: dict[int, int] = {}
+            for row in bundle["llm_calls"]:
+                old = row["id"]
+                data = {k: v for k, v in row.items() if k != "id"} | {"episode_id": new_id}
+                call_ids[old] = int(self.db["llm_calls"].insert(data).last_pk)  # type: ignore[arg-type]
+            for table in ("steps", "memory_ops"):
+                batch = []
+                for row in bundle[table]:
+                    data = {k: v for k, v in row.items() if k != "id"} | {"episode_id": new_id}
+                    if table == "memory_ops" and data.get("llm_call_id") is not None:
+                        data["llm_call_id"] = call_ids.get(data["llm_call_id"])
+                    batch.append(data)
+                if batch:
+                    self.db[table].insert_all(batch)
+        return new_id
+
     def run_by_name(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
@@ -320,13 +350,13 @@ def _insert(table: str, columns: str) -> str:
 
 _INSERT_CALL = _insert(
     "llm_calls",
-    "episode_id, step, phase, turn, engine, model, prompt, grammar, response, parsed, valid, input_tokens, "
+    "episode_id, step, phase, turn, engine, model, prompt_refs, grammar_id, response, parsed, valid, input_tokens, "
     "cached_tokens, output_tokens, latency_s, finish_reason, created_at",
 )
 _INSERT_OP = _insert(
     "memory_ops",
-    "episode_id, step, phase, turn, llm_call_id, source, verb, path, args, ok, message, content_before, "
-    "content_after, diff, created_at",
+    "episode_id, step, phase, turn, llm_call_id, source, verb, path, args, ok, message, before_id, "
+    "after_id, diff, created_at",
 )
 _INSERT_STEP = _insert(
     "steps",

@@ -13,6 +13,9 @@ migrations = Migrations("automem")
 
 @migrations()
 def m001_initial(db: Database) -> None:
+    # content-addressed text: prompts, grammars and file contents repeat from call to call and step
+    # to step, so each distinct text is stored once (id = sha1 of the text)
+    db["texts"].create({"id": str, "text": str}, pk="id")
     db["structures"].create(
         {
             "id": str,  # content hash
@@ -107,8 +110,10 @@ def m001_initial(db: Database) -> None:
             "turn": int,
             "engine": str,
             "model": str,
-            "prompt": str,  # JSON list of chat messages, exactly as sent
-            "grammar": str,  # the GBNF grammar that constrained the output, if any
+            # JSON [[role, text id], ...]: the messages as sent, each stored once in ``texts`` (a step's
+            # calls share the system prompt and the step context); the view llm_calls_full has the JSON
+            "prompt_refs": str,
+            "grammar_id": str,  # text id of the GBNF grammar that constrained the output, if any
             "response": str,
             "parsed": str,  # the canonical command, or the parse error
             "valid": int,
@@ -120,7 +125,7 @@ def m001_initial(db: Database) -> None:
             "created_at": str,
         },
         pk="id",
-        foreign_keys=[("episode_id", "episodes", "id")],
+        foreign_keys=[("episode_id", "episodes", "id"), ("grammar_id", "texts", "id")],
     )
     db["llm_calls"].create_index(["episode_id", "step"])
     db["memory_ops"].create(
@@ -137,12 +142,34 @@ def m001_initial(db: Database) -> None:
             "args": str,  # JSON
             "ok": int,
             "message": str,  # what the agent saw
-            "content_before": str,
-            "content_after": str,
+            "before_id": str,  # text id of the file's content before the operation (view memory_ops_full)
+            "after_id": str,  # ... and after it
             "diff": str,  # unified diff for writes
             "created_at": str,
         },
         pk="id",
-        foreign_keys=[("episode_id", "episodes", "id"), ("llm_call_id", "llm_calls", "id")],
+        foreign_keys=[
+            ("episode_id", "episodes", "id"),
+            ("llm_call_id", "llm_calls", "id"),
+            ("before_id", "texts", "id"),
+            ("after_id", "texts", "id"),
+        ],
     )
     db["memory_ops"].create_index(["episode_id", "step"])
+    db.execute(
+        """CREATE VIEW llm_calls_full AS
+        SELECT c.*,
+          (SELECT json_group_array(json_object('role', m.role, 'content', m.text)) FROM (
+             SELECT json_extract(j.value, '$[0]') AS role, t.text AS text
+             FROM json_each(c.prompt_refs) j JOIN texts t ON t.id = json_extract(j.value, '$[1]')
+             ORDER BY j.key) m) AS prompt,
+          (SELECT text FROM texts WHERE id = c.grammar_id) AS grammar
+        FROM llm_calls c"""
+    )
+    db.execute(
+        """CREATE VIEW memory_ops_full AS
+        SELECT o.*,
+          (SELECT text FROM texts WHERE id = o.before_id) AS content_before,
+          (SELECT text FROM texts WHERE id = o.after_id) AS content_after
+        FROM memory_ops o"""
+    )

@@ -1,0 +1,269 @@
+"""``automem eval``: many episodes (tasks x seeds) in parallel, resumable by run name.
+
+Parallelism follows the engine: an in-process model (llama.cpp, transformers) cannot be shared
+across threads, so each worker *process* loads its own; an HTTP engine is one client shared by
+worker *threads*, so a vLLM or llama.cpp server sees concurrent requests and batches them. Every
+worker writes its own rows to the one SQLite file (WAL, one transaction per step); a ``kill -9``
+therefore loses only unfinished episodes, which the next run with the same name deletes and
+restarts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automem.games import make_game
+from automem.games.base import GameError
+from automem.memory.structure import Structure, structure_from_yaml
+from automem.runs.episode import EpisodeRunner, EpisodeSummary
+from automem.runs.run import check_structure_fits, memory_root
+from automem.store.db import Store
+
+#: engines that hold a model in this process: one per worker process
+IN_PROCESS_ENGINES = frozenset({"llamacpp", "transformers", "vllm"})
+
+
+class EvalError(Exception):
+    """Bad eval request (e.g. a run name reused with another configuration)."""
+
+
+@dataclass
+class EvalConfig:
+    game: str
+    tasks: list[str | None]
+    seeds: list[int]
+    structure: Structure
+    engine_spec: str
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    memory_engine_spec: str | None = None
+    memory_engine_options: dict[str, Any] = field(default_factory=dict)
+    episodes_per_task: int | None = None
+    workers: int = 1
+    max_steps: int = 100
+    temperature: float = 0.7
+    run_name: str = ""
+    parallel: str = "auto"  # auto | process | thread
+
+    def seeds_per_task(self) -> list[int]:
+        """``--episodes-per-task K``: the first K seeds, extended consecutively past the list's end."""
+        k = self.episodes_per_task
+        if k is None:
+            return list(self.seeds)
+        seeds = list(self.seeds[:k])
+        nxt = (max(self.seeds) + 1) if self.seeds else 0
+        while len(seeds) < k:
+            if nxt not in seeds:
+                seeds.append(nxt)
+            nxt += 1
+        return seeds
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a rerun with the same name to continue the same evaluation."""
+        return {
+            "game": self.game,
+            "structure_id": self.structure.id,
+            "engine": self.engine_spec,
+            "memory_engine": self.memory_engine_spec,
+            "max_steps": self.max_steps,
+        }
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    db_path: str
+    run_id: int
+    game: str
+    task: str | None
+    seed: int
+    structure_yaml: str
+    max_steps: int
+    temperature: float
+    memory_dir: str
+    engine_spec: str
+    engine_options: tuple[tuple[str, Any], ...] = ()
+    memory_engine_spec: str | None = None
+    memory_engine_options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class EvalPlan:
+    run_id: int
+    jobs: list[EpisodeJob]
+    skipped: int  # finished episodes kept from an earlier, interrupted invocation
+    restarted: int  # unfinished episodes deleted to be played again
+
+
+# -- planning and resume ---------------------------------------------------------------------
+def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
+    check_structure_fits(config.structure, config.game)
+    resolved: list[str] = []
+    for task in config.tasks:
+        probe = make_game(config.game, task)  # validates the task and gives its canonical name
+        resolved.append(probe.task)
+        probe.close()
+    fingerprint = config.fingerprint()
+    structure_id = store.save_structure(config.structure)
+    existing = store.run_by_name(config.run_name)
+    skipped = restarted = 0
+    done: set[tuple[str, int]] = set()
+    if existing is None:
+        run_id = store.create_run(
+            name=config.run_name,
+            game=config.game,
+            task=",".join(resolved),
+            structure_id=structure_id,
+            engine=config.engine_spec,
+            memory_engine=config.memory_engine_spec,
+            config={
+                **fingerprint,
+                "kind": "eval",
+                "tasks": resolved,
+                "seeds": config.seeds,
+                "episodes_per_task": config.episodes_per_task,
+                "temperature": config.temperature,
+            },
+        )
+    else:
+        import json
+
+        previous = json.loads(existing["config"] or "{}")
+        diff = {k: (previous.get(k), v) for k, v in fingerprint.items() if previous.get(k) != v}
+        if diff:
+            detail = "; ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise EvalError(f"run {config.run_name!r} exists with another configuration ({detail})")
+        run_id = int(existing["id"])
+        for ep in store.episodes(run_id):
+            if ep["status"] == "finished":
+                done.add((ep["task"], int(ep["seed"])))
+                skipped += 1
+            else:
+                store.delete_episode(int(ep["id"]))
+                restarted += 1
+        store.set_run_status(run_id, "running")
+    folder = memory_root(store) / re.sub(r"[^A-Za-z0-9_.-]", "_", config.run_name)
+    yaml_text = config.structure.to_yaml()
+    jobs = [
+        EpisodeJob(
+            db_path=str(store.path),
+            run_id=run_id,
+            game=config.game,
+            task=task,
+            seed=seed,
+            structure_yaml=yaml_text,
+            max_steps=config.max_steps,
+            temperature=config.temperature,
+            memory_dir=str(folder / re.sub(r"[^A-Za-z0-9_.-]", "_", task) / f"seed{seed}"),
+            engine_spec=config.engine_spec,
+            engine_options=tuple(sorted(config.engine_options.items())),
+            memory_engine_spec=config.memory_engine_spec,
+            memory_engine_options=tuple(sorted(config.memory_engine_options.items())),
+        )
+        for task in resolved
+        for seed in config.seeds_per_task()
+        if (task, seed) not in done
+    ]
+    if config.structure.context.scope == "run":
+        raise EvalError("eval plays episodes in parallel; structures with scope 'run' need `automem run`")
+    return EvalPlan(run_id=run_id, jobs=jobs, skipped=skipped, restarted=restarted)
+
+
+# -- playing one job --------------------------------------------------------------------------
+_engine_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+_engine_lock = threading.Lock()
+
+
+def _cached_engine(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
+    from automem.engines import make_engine
+
+    key = (spec, options)
+    with _engine_lock:
+        if key not in _engine_cache:
+            _engine_cache[key] = make_engine(spec, **dict(options))
+        return _engine_cache[key]
+
+
+def play_job(job: EpisodeJob) -> EpisodeSummary:
+    """Play one episode into the job's database (runs in a worker process or thread)."""
+    engine = _cached_engine(job.engine_spec, job.engine_options)
+    memory_engine = (
+        _cached_engine(job.memory_engine_spec, job.memory_engine_options) if job.memory_engine_spec else None
+    )
+    store = Store(job.db_path)
+    game = make_game(job.game, job.task)
+    try:
+        runner = EpisodeRunner(
+            store=store,
+            run_id=job.run_id,
+            game=game,
+            structure=structure_from_yaml(job.structure_yaml),
+            engine=engine,
+            seed=job.seed,
+            memory_dir=Path(job.memory_dir),
+            max_steps=job.max_steps,
+            temperature=job.temperature,
+            memory_engine=memory_engine,
+        )
+        return runner.run()
+    finally:
+        game.close()
+        store.close()
+
+
+def choose_parallel(config: EvalConfig) -> str:
+    if config.parallel != "auto":
+        return config.parallel
+    names = {config.engine_spec.split(":", 1)[0]}
+    if config.memory_engine_spec:
+        names.add(config.memory_engine_spec.split(":", 1)[0])
+    if config.engine_spec.endswith(".gguf"):
+        names.add("llamacpp")
+    return "process" if names & IN_PROCESS_ENGINES and config.workers > 1 else "thread"
+
+
+def run_eval(
+    store: Store,
+    config: EvalConfig,
+    plan: EvalPlan,
+    *,
+    on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None = None,
+) -> list[EpisodeSummary]:
+    """Play the plan's jobs with ``config.workers`` workers; marks the run finished or failed."""
+    if config.workers < 1:
+        raise GameError("--workers must be at least 1")
+    mode = choose_parallel(config)
+    executor: Executor
+    if mode == "process":
+        # spawn: a forked child would inherit the parent's threads and llama.cpp state
+        executor = ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        executor = ThreadPoolExecutor(max_workers=config.workers)
+    summaries: list[EpisodeSummary] = []
+    status = "interrupted"
+    try:
+        futures: dict[Future[EpisodeSummary], EpisodeJob] = {executor.submit(play_job, j): j for j in plan.jobs}
+        errors = 0
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                summary = fut.result()
+            except Exception as exc:  # a worker crash fails that episode only
+                errors += 1
+                if on_done is not None:
+                    on_done(job, None, exc)
+                continue
+            summaries.append(summary)
+            if on_done is not None:
+                on_done(job, summary, None)
+        failed = errors or any(s.status != "finished" for s in summaries)
+        status = "failed" if failed else "finished"
+    finally:
+        executor.shutdown(wait=status != "interrupted", cancel_futures=True)
+        store.finish_run(plan.run_id, status)
+    return summaries

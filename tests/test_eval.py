@@ -1,0 +1,127 @@
+"""Evaluation: parallel workers, resume after kill -9, summaries, exports (real model, real games)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from automem.memory.structure import load_builtin
+from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval
+from automem.runs.metrics import export, mean_se, summarize
+from automem.store import Store
+
+
+def test_mean_and_standard_error() -> None:
+    assert mean_se([]) == (0.0, 0.0)
+    assert mean_se([5.0]) == (5.0, 0.0)
+    mean, se = mean_se([0.0, 100.0, 0.0, 100.0])
+    assert mean == 50.0 and round(se, 3) == 28.868
+
+
+def _config(name: str, **kw) -> EvalConfig:
+    base = dict(
+        game="minihack",
+        tasks=["Room-5x5", "Corridor-R3"],
+        seeds=[1, 2],
+        structure=load_builtin("none"),
+        engine_spec="llamacpp",
+        workers=2,
+        max_steps=2,
+        run_name=name,
+    )
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def test_parallel_eval_summarises_per_task_and_exports(store: Store, tmp_path: Path) -> None:
+    config = _config("ev1", parallel="thread", workers=1)  # the shared in-process engine: one thread
+    plan = plan_eval(store, config)
+    assert len(plan.jobs) == 4 and plan.skipped == 0
+    summaries = run_eval(store, config, plan)
+    assert len(summaries) == 4 and all(s.status == "finished" for s in summaries)
+    groups = {g.task: g for g in summarize(store, plan.run_id)}
+    assert set(groups) == {"Room-5x5", "Corridor-R3", "all"}
+    assert groups["all"].episodes == 4 and groups["Room-5x5"].episodes == 2
+    assert groups["Room-5x5"].llm_calls_per_step == pytest.approx(1.0)
+    assert 0.0 <= groups["all"].progression_mean <= 100.0
+    json_path, csv_path = export(list(groups.values()), tmp_path / "out", {"run": "ev1"})
+    data = json.loads(json_path.read_text())
+    assert data["run"] == "ev1" and len(data["summary"]) == 3
+    assert csv_path.read_text().splitlines()[0].startswith("game,task,episodes,progression_mean,progression_se")
+    # rerunning the finished evaluation plays nothing; another configuration under the name is refused
+    again = plan_eval(store, config)
+    assert again.jobs == [] and again.skipped == 4
+    with pytest.raises(EvalError, match="another configuration"):
+        plan_eval(store, _config("ev1", max_steps=3))
+
+
+def test_worker_processes_share_one_database(store: Store) -> None:
+    config = _config("ev2", tasks=["Room-5x5"], parallel="process", workers=2)
+    plan = plan_eval(store, config)
+    summaries = run_eval(store, config, plan)
+    assert sorted(s.seed for s in summaries) == [1, 2]
+    rows = store.db.execute("select status, steps from episodes where run_id = ?", [plan.run_id]).fetchall()
+    assert len(rows) == 2 and all(r[0] == "finished" for r in rows)
+    assert store.db.execute("select status from runs where id = ?", [plan.run_id]).fetchone()[0] == "finished"
+
+
+def test_kill_9_loses_no_finished_episode_and_resume_completes(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "automem",
+        "eval",
+        "minihack",
+        "--tasks",
+        "Room-5x5",
+        "--seeds",
+        "1-3",
+        "--structure",
+        "none",
+        "--max-steps",
+        "6",
+        "--run-name",
+        "killed",
+        "--db",
+        str(db),
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    finished = 0
+    while time.monotonic() < deadline and finished < 1:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=5)
+                finished = con.execute("select count(*) from episodes where status = 'finished'").fetchone()[0]
+                con.close()
+            except sqlite3.OperationalError:
+                pass
+        if proc.poll() is not None:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    con = sqlite3.connect(db)
+    assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+    kept = con.execute("select id, seed from episodes where status = 'finished'").fetchall()
+    assert kept, "the first episode should have finished before the kill"
+    con.close()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    con = sqlite3.connect(db)
+    rows = con.execute("select id, seed, status from episodes order by seed").fetchall()
+    assert [r[1] for r in rows] == [1, 2, 3] and all(r[2] == "finished" for r in rows)
+    assert set(kept) <= {(r[0], r[1]) for r in rows}  # finished episodes kept their rows
+    steps = con.execute("select episode_id, count(*), max(step) from steps group by episode_id").fetchall()
+    assert all(n == m + 1 for _, n, m in steps)  # no half-written or duplicated steps
+    assert con.execute("select status from runs").fetchone()[0] == "finished"
