@@ -22,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+engines_app = typer.Typer(help="List engines and profiles; test one with a real call.", no_args_is_help=True)
+app.add_typer(engines_app, name="engines")
 structures_app = typer.Typer(help="List, show, validate and export memory structures.", no_args_is_help=True)
 app.add_typer(structures_app, name="structures")
 
@@ -325,6 +327,69 @@ def games(
             table.add_row(a["name"], a["description"])
         console.print(table)
         console.print("tasks: " + ", ".join(item["tasks"]), highlight=False)
+
+
+@engines_app.command("list")
+def engines_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Engine kinds (from the automem.engines entry points) and the profiles of the config file."""
+    from automem.engines import EngineError, engine_names
+    from automem.engines.profiles import config_path, list_profiles
+
+    try:
+        profiles = list_profiles()
+    except EngineError as exc:
+        fail(str(exc))
+    data = {
+        "engines": engine_names(),
+        "config": str(config_path()),
+        "profiles": {
+            n: {"spec": p.spec, "api_key_env": p.api_key_env, "options": p.options} for n, p in profiles.items()
+        },
+    }
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print("engines: " + ", ".join(data["engines"]), highlight=False)
+    table = Table(title=f"profiles in {data['config']}")
+    for col in ("profile", "spec", "api key from", "options"):
+        table.add_column(col)
+    for name, p in data["profiles"].items():
+        table.add_row(name, p["spec"], p["api_key_env"] or "-", json.dumps(p["options"]) if p["options"] else "-")
+    console.print(table)
+
+
+@engines_app.command("test")
+def engines_test(
+    name: Annotated[str, typer.Argument(help="A profile name or an engine spec (e.g. llamacpp, openai:URL#MODEL).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One real call: prints latency, tokens and tokens per second."""
+    import time
+
+    from automem.engines import EngineError, build_engine
+    from automem.engines.profiles import engine_test
+
+    try:
+        t0 = time.perf_counter()
+        engine = build_engine(name)
+        load_s = time.perf_counter() - t0
+        try:
+            result = engine_test(engine)
+        finally:
+            engine.close()
+    except EngineError as exc:
+        fail(str(exc), code=1)
+    result["load_s"] = round(load_s, 3)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    console.print(
+        f"{result['engine']} · {result['model']}: {result['latency_s'] * 1000:.0f} ms, "
+        f"{result['input_tokens']} in / {result['output_tokens']} out, {result['tokens_per_s']} tok/s, "
+        f"structured: {result['structured']}, load {result['load_s']} s\n→ {result['text']!r}"
+        + ("" if result["parses"] else " (does not parse as a command)"),
+        highlight=False,
+    )
 
 
 @structures_app.command("list")

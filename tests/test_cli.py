@@ -66,3 +66,20 @@ def test_run_end_to_end_writes_the_database(tmp_path) -> None:
     con = sqlite3.connect(db)
     assert con.execute("select count(*) from steps").fetchone()[0] == 2
     assert con.execute("select count(*) from llm_calls").fetchone()[0] >= 2
+
+
+def test_engines_list_and_test(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[engines.small]\nspec = "llamacpp"\n[engines.small.options]\nn_ctx = 2048\n')
+    monkeypatch.setenv("AUTOMEM_CONFIG", str(config))
+    listed = runner.invoke(app, ["engines", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.output)
+    assert {"llamacpp", "openai", "ollama", "transformers", "vllm"} <= set(data["engines"])
+    assert data["profiles"]["small"]["options"] == {"n_ctx": 2048}
+    tested = runner.invoke(app, ["engines", "test", "small", "--json"])
+    assert tested.exit_code == 0, tested.output
+    result = json.loads(tested.output)
+    assert result["parses"] and result["grammar"] and result["output_tokens"] > 0 and result["latency_s"] > 0
+    dead = runner.invoke(app, ["engines", "test", f"llamacpp:{tmp_path}/none.gguf"])
+    assert dead.exit_code == 1 and "not found" in dead.output
