@@ -185,6 +185,10 @@ def eval_(
     max_steps: Annotated[int, typer.Option("--max-steps", "-n", min=1, help="Maximum steps per episode.")] = 100,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
     parallel: Annotated[str, typer.Option(help="auto, process or thread (auto: by engine kind).")] = "auto",
+    executor: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray).")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write PREFIX.json and PREFIX.csv (default: beside the db).")
     ] = None,
@@ -195,7 +199,7 @@ def eval_(
     from automem.engines import resolve_engine_spec
     from automem.games import GameError, get_game_class
     from automem.memory.structure import StructureError, default_structure_for, resolve_structure
-    from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval
+    from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval, run_eval_ray
     from automem.runs.metrics import export, summarize
     from automem.runs.report import eval_table
     from automem.runs.run import default_run_name
@@ -203,6 +207,8 @@ def eval_(
 
     if parallel not in ("auto", "process", "thread"):
         fail("--parallel must be auto, process or thread")
+    if executor not in ("local", "ray"):
+        fail("--executor must be local or ray")
     try:
         get_game_class(game)
         seed_list = parse_seeds(seeds)
@@ -263,7 +269,12 @@ def eval_(
 
     try:
         with progress:
-            run_eval(store, config, plan, on_done=on_done)
+            if executor == "ray":
+                run_eval_ray(store, config, plan, address=ray_address, on_done=on_done)
+            else:
+                run_eval(store, config, plan, on_done=on_done)
+    except EvalError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         err_console.print(f"interrupted: rerun with --run-name {config.run_name} to resume")
         raise typer.Exit(130) from None

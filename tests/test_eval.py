@@ -125,3 +125,27 @@ def test_kill_9_loses_no_finished_episode_and_resume_completes(tmp_path: Path) -
     steps = con.execute("select episode_id, count(*), max(step) from steps group by episode_id").fetchall()
     assert all(n == m + 1 for _, n, m in steps)  # no half-written or duplicated steps
     assert con.execute("select status from runs").fetchone()[0] == "finished"
+
+
+def test_ray_executor_writes_back_through_the_driver(store: Store) -> None:
+    pytest.importorskip("ray")
+    from automem.runs.eval import run_eval_ray
+
+    config = _config("ev-ray", tasks=["Room-5x5"], workers=2)
+    plan = plan_eval(store, config)
+    summaries = run_eval_ray(store, config, plan)  # a local Ray instance, started and stopped here
+    assert sorted(s.seed for s in summaries) == [1, 2] and all(s.status == "finished" for s in summaries)
+    rows = store.db.execute(
+        "select e.id, e.status, count(s.id) from episodes e join steps s on s.episode_id = e.id "
+        "where e.run_id = ? group by e.id",
+        [plan.run_id],
+    ).fetchall()
+    assert len(rows) == 2 and all(r[1] == "finished" and r[2] >= 1 for r in rows)
+    assert {s.episode_id for s in summaries} == {r[0] for r in rows}  # ids are the driver's
+    calls = store.db.execute(
+        "select count(*) from llm_calls_full c join episodes e on e.id = c.episode_id "
+        "where e.run_id = ? and c.prompt like '%Current observation%'",
+        [plan.run_id],
+    ).fetchone()[0]
+    assert calls >= 2
+    assert store.db.execute("select status from runs where id = ?", [plan.run_id]).fetchone()[0] == "finished"

@@ -9,6 +9,7 @@ library does not report it) by comparing the token ids before and after the call
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"cannot load model {path}: {exc}") from None
         self._grammars: dict[str, Any] = {}
+        # one Llama context is not thread-safe: calls from several agent threads take turns
+        self._lock = threading.Lock()
         # constrained=False makes the engine ignore grammars, to exercise the feedback path
         self.supports_grammar = constrained
         self.n_ctx = n_ctx
@@ -94,6 +97,12 @@ class LlamaCppEngine:
         max_tokens: int = 64,
         temperature: float = 0.7,
         seed: int | None = None,
+    ) -> Completion:
+        with self._lock:
+            return self._complete(messages, grammar, max_tokens, temperature, seed)
+
+    def _complete(
+        self, messages: list[Message], grammar: str | None, max_tokens: int, temperature: float, seed: int | None
     ) -> Completion:
         llm = self._llm
         before = llm._input_ids[: llm.n_tokens].copy()

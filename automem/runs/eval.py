@@ -11,6 +11,7 @@ restarts.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -147,6 +148,11 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
                 store.delete_episode(int(ep["id"]))
                 restarted += 1
         store.set_run_status(run_id, "running")
+    engine_options = dict(config.engine_options)
+    is_llamacpp = config.engine_spec.split(":", 1)[0] == "llamacpp" or config.engine_spec.endswith(".gguf")
+    if is_llamacpp and config.workers > 1 and "n_threads" not in engine_options:
+        # one model per worker process: share the cores instead of oversubscribing them
+        engine_options["n_threads"] = max(1, (os.cpu_count() or 1) // config.workers)
     folder = memory_root(store) / re.sub(r"[^A-Za-z0-9_.-]", "_", config.run_name)
     yaml_text = config.structure.to_yaml()
     jobs = [
@@ -161,7 +167,7 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
             temperature=config.temperature,
             memory_dir=str(folder / re.sub(r"[^A-Za-z0-9_.-]", "_", task) / f"seed{seed}"),
             engine_spec=config.engine_spec,
-            engine_options=tuple(sorted(config.engine_options.items())),
+            engine_options=tuple(sorted(engine_options.items())),
             memory_engine_spec=config.memory_engine_spec,
             memory_engine_options=tuple(sorted(config.memory_engine_options.items())),
         )
@@ -214,6 +220,87 @@ def play_job(job: EpisodeJob) -> EpisodeSummary:
     finally:
         game.close()
         store.close()
+
+
+def play_remote(job: EpisodeJob) -> tuple[dict[str, Any], EpisodeSummary]:
+    """A Ray task: play into a private SQLite file on the worker, return the episode's rows.
+
+    Workers may sit on other machines, so nothing is written to the driver's database from here;
+    the driver imports the returned rows (``Store.import_episode``) into its one file.
+    """
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="automem-ray-") as tmp:
+        local = Store(Path(tmp) / "episode.db")
+        try:
+            structure = structure_from_yaml(job.structure_yaml)
+            run_id = local.create_run(
+                name="ray-worker", game=job.game, task=job.task or "", structure_id=local.save_structure(structure),
+                engine=job.engine_spec, memory_engine=job.memory_engine_spec, config={},
+            )  # fmt: skip
+        finally:
+            local.close()
+        summary = play_job(dataclasses.replace(job, db_path=str(Path(tmp) / "episode.db"), run_id=run_id))
+        local = Store(Path(tmp) / "episode.db")
+        try:
+            return local.export_episode(summary.episode_id), summary
+        finally:
+            local.close()
+
+
+def run_eval_ray(
+    store: Store,
+    config: EvalConfig,
+    plan: EvalPlan,
+    *,
+    address: str | None = None,
+    on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None = None,
+) -> list[EpisodeSummary]:
+    """Run the plan's episodes as Ray tasks (``address``: an existing cluster, None: a local instance)."""
+    try:
+        import ray
+    except ImportError:
+        raise EvalError("--executor ray needs Ray: pip install 'automem[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = config.workers
+        ray.init(**kwargs)
+    remote = ray.remote(num_cpus=1, max_retries=0)(play_remote)
+    refs = {remote.remote(job): job for job in plan.jobs}
+    pending = list(refs)
+    summaries: list[EpisodeSummary] = []
+    status = "interrupted"
+    errors = 0
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                job = refs[ref]
+                try:
+                    bundle, summary = ray.get(ref)
+                except Exception as exc:  # a failed task fails that episode only
+                    errors += 1
+                    if on_done is not None:
+                        on_done(job, None, exc)
+                    continue
+                summary.episode_id = store.import_episode(bundle, plan.run_id)
+                summaries.append(summary)
+                if on_done is not None:
+                    on_done(job, summary, None)
+        status = "failed" if errors or any(s.status != "finished" for s in summaries) else "finished"
+    finally:
+        if status == "interrupted":
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        store.finish_run(plan.run_id, status)
+        if started_here:
+            ray.shutdown()
+    return summaries
 
 
 def choose_parallel(config: EvalConfig) -> str:
