@@ -112,3 +112,34 @@ def test_run_names_are_unique(store: Store, engine) -> None:
     _run(store, engine, "minihack", task="Room-5x5", steps=1, name="same", structure=load_builtin("none"))
     with pytest.raises(GameError, match="already exists"):
         _run(store, engine, "minihack", task="Room-5x5", steps=1, name="same", structure=load_builtin("none"))
+
+
+def test_two_model_mode_memory_engine_does_log_and_lookups(store: Store, engine, bundled_model_path, tmp_path) -> None:
+    # the same weights under another file name, so llm_calls.model tells the two engines apart
+    specialist_path = tmp_path / "memory-specialist.gguf"
+    specialist_path.symlink_to(bundled_model_path)
+    specialist = LlamaCppEngine(specialist_path, n_ctx=8192)
+    try:
+        config = RunConfig(
+            game="crafter",
+            task=None,
+            seeds=[3],
+            structure=load_builtin("crafter-v0"),
+            engine_spec="llamacpp",
+            max_steps=3,
+            memory_engine_spec="llamacpp:specialist",
+        )
+        run_id, (summary,) = execute_run(config, store, engine, memory_engine=specialist)
+    finally:
+        specialist.close()
+    assert summary.status == "finished"
+    con = sqlite3.connect(store.path)
+    calls = con.execute("select phase, parsed, model from llm_calls order by id").fetchall()
+    for _phase, parsed, model in calls:
+        if parsed.startswith("ACT "):
+            assert model == engine.model  # the base model commits every game action
+        else:
+            assert model == "memory-specialist.gguf"  # LOG writes, look-ups and DONE
+    assert {c[0] for c in calls if c[2] == "memory-specialist.gguf"} >= {"LOG"}
+    assert sum(1 for c in calls if c[1].startswith("ACT ")) == summary.steps
+    assert con.execute("select memory_engine from runs where id = ?", [run_id]).fetchone()[0] == "llamacpp:specialist"
