@@ -16,6 +16,10 @@ test: install
 lint:
     {{py}} -m ruff check automem tests bench
 
-# harness overhead per step, per game (medians)
+# every benchmark: harness overhead, store writes, engine overhead, prompt reuse, parallel scaling
 bench:
-    {{py}} bench/harness_overhead.py
+    {{py}} bench/harness_overhead.py --steps 500
+    {{py}} bench/store_write.py
+    {{py}} bench/engine_overhead.py
+    {{py}} bench/prompt_reuse.py
+    {{py}} bench/parallel_scaling.py

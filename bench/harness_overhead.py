@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from automem.engines.base import Completion, Message
-from automem.games import make_game
-from automem.memory.structure import load_builtin
+from automem.games import Game, make_game
+from automem.memory.structure import Structure, load_builtin
 from automem.runs.episode import EpisodeRunner
 from automem.store import Store
 
@@ -54,19 +54,19 @@ class ScriptedEngine:
         pass
 
 
-def bench_game(game_name: str, steps: int, tmp: Path) -> list[float]:
+def scripted_setup(game_name: str, db: Path) -> tuple[Game, Store, Structure, int]:
+    """A game, a fresh store with a run row, and the game's built-in structure."""
     game = make_game(game_name, TASKS[game_name])
-    store = Store(tmp / f"{game_name}.db")
+    store = Store(db)
     structure = load_builtin(f"{game_name}-v0")
-    run_id = store.create_run(
-        name=f"bench-{game_name}",
-        game=game_name,
-        task=game.task,
-        structure_id=store.save_structure(structure),
-        engine="scripted",
-        memory_engine=None,
-        config={},
-    )
+    run_id = store.create_run(name=f"bench-{game_name}", game=game_name, task=game.task,
+                              structure_id=store.save_structure(structure), engine="scripted",
+                              memory_engine=None, config={})  # fmt: skip
+    return game, store, structure, run_id
+
+
+def bench_game(game_name: str, steps: int, tmp: Path) -> list[float]:
+    game, store, structure, run_id = scripted_setup(game_name, tmp / f"{game_name}.db")
     engine = ScriptedEngine(game.action_names())
     overheads: list[float] = []
     seed = 0

@@ -18,27 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness_overhead import TASKS, ScriptedEngine  # noqa: E402
+from harness_overhead import TASKS, ScriptedEngine, scripted_setup  # noqa: E402
 
-from automem.games import make_game  # noqa: E402
 from automem.memory.structure import load_builtin  # noqa: E402
 from automem.runs.episode import EpisodeRunner  # noqa: E402
 from automem.store import StepRecord, Store  # noqa: E402
 
 
 def sample_records(game_name: str, n: int, tmp: Path) -> list[StepRecord]:
-    game = make_game(game_name, TASKS[game_name])
-    store = Store(tmp / "sample.db")
-    structure = load_builtin(f"{game_name}-v0")
-    run_id = store.create_run(
-        name="sample",
-        game=game_name,
-        task=game.task,
-        structure_id=store.save_structure(structure),
-        engine="scripted",
-        memory_engine=None,
-        config={},
-    )
+    game, store, structure, run_id = scripted_setup(game_name, tmp / "sample.db")
     runner = EpisodeRunner(
         store=store,
         run_id=run_id,
@@ -103,7 +91,8 @@ def main() -> None:
                     written += 1
             elapsed = time.perf_counter() - start
             rates.append(written / elapsed)
-            size = (tmp / f"bench{rep}.db").stat().st_size / 2**20
+            # most pages still sit in the WAL (checkpoints are rare by design)
+            size = sum(p.stat().st_size for p in tmp.glob(f"bench{rep}.db*")) / 2**20
             store.close()
         print(f"{args.game}: {calls:.2f} llm_calls and {ops:.2f} memory_ops per step, prompts {prompt_kb:.1f} KiB/call")
         print(

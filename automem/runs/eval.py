@@ -10,6 +10,7 @@ restarts.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import re
@@ -193,6 +194,15 @@ def _cached_engine(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
         if key not in _engine_cache:
             _engine_cache[key] = make_engine(spec, **dict(options))
         return _engine_cache[key]
+
+
+@atexit.register
+def _close_cached_engines() -> None:
+    # close models before the interpreter tears down llama_cpp's module globals (noisy __del__ otherwise)
+    with _engine_lock:
+        for engine in _engine_cache.values():
+            engine.close()
+        _engine_cache.clear()
 
 
 def play_job(job: EpisodeJob) -> EpisodeSummary:
