@@ -2,7 +2,8 @@
 
 Parallelism follows the engine: an in-process model (llama.cpp, transformers) cannot be shared
 across threads, so each worker *process* loads its own; an HTTP engine is one client shared by
-worker *threads*, so a vLLM or llama.cpp server sees concurrent requests and batches them. Every
+worker *threads*, so a vLLM or llama.cpp server sees concurrent requests and batches them; in-process vLLM is one
+engine behind a BatchingEngine that turns the threads' single calls into batched generations. Every
 worker writes its own rows to the one SQLite file (WAL, one transaction per step); a ``kill -9``
 therefore loses only unfinished episodes, which the next run with the same name deletes and
 restarts.
@@ -29,7 +30,10 @@ from automem.runs.run import check_structure_fits, memory_root
 from automem.store.db import Store
 
 #: engines that hold a model in this process: one per worker process
-IN_PROCESS_ENGINES = frozenset({"llamacpp", "transformers", "vllm"})
+IN_PROCESS_ENGINES = frozenset({"llamacpp", "transformers"})
+#: engines that generate for many sequences at once: one shared instance behind a BatchingEngine,
+#: fed by episode threads
+BATCHING_ENGINES = frozenset({"vllm"})
 
 
 class EvalError(Exception):
@@ -192,7 +196,12 @@ def _cached_engine(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
     key = (spec, options)
     with _engine_lock:
         if key not in _engine_cache:
-            _engine_cache[key] = make_engine(spec, **dict(options))
+            engine = make_engine(spec, **dict(options))
+            if spec.split(":", 1)[0] in BATCHING_ENGINES:
+                from automem.engines.batching import BatchingEngine
+
+                engine = BatchingEngine(engine)
+            _engine_cache[key] = engine
         return _engine_cache[key]
 
 
