@@ -44,35 +44,8 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
 
 def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> None:
     ep = _episode(store)
-    call = CallRecord(
-        phase="LOG",
-        turn=0,
-        engine="llamacpp",
-        model="m",
-        prompt=[{"role": "user", "content": "hi"}],
-        grammar='root ::= "DONE"',
-        response="append a.md: x",
-        parsed="append a.md: x",
-        valid=True,
-        input_tokens=100,
-        cached_tokens=80,
-        output_tokens=5,
-        latency_s=0.1,
-        finish_reason="stop",
-    )
-    op = OpRecord(
-        phase="LOG",
-        turn=0,
-        source="model",
-        verb="append",
-        path="a.md",
-        args={"text": "x"},
-        ok=True,
-        message="ok",
-        content_before="hi",
-        content_after="hi\nx",
-        call_index=0,
-    )
+    call = _call()
+    op = _op()
     rec = StepRecord(
         step=0,
         observation="obs",
@@ -110,37 +83,49 @@ def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> 
     assert episode[0] == 2 and episode[1] == 2.0 and json.loads(episode[2]) == ["collect_wood"]
 
 
-def test_export_import_moves_an_episode_between_files(store: Store, tmp_path) -> None:
-    ep = _episode(store)
-    call = CallRecord(
-        phase="PLAN",
+def _call(**changes) -> CallRecord:
+    base = dict(
+        phase="LOG",
         turn=0,
-        engine="e",
+        engine="llamacpp",
         model="m",
-        prompt=[{"role": "system", "content": "S"}],
-        grammar=None,
-        response="ACT noop",
-        parsed="ACT noop",
+        prompt=[{"role": "user", "content": "hi"}],
+        grammar='root ::= "DONE"',
+        response="append a.md: x",
+        parsed="append a.md: x",
         valid=True,
-        input_tokens=3,
-        cached_tokens=0,
-        output_tokens=2,
+        input_tokens=100,
+        cached_tokens=80,
+        output_tokens=5,
         latency_s=0.1,
         finish_reason="stop",
     )
-    op = OpRecord(
-        phase="PLAN",
+    return CallRecord(**{**base, **changes})
+
+
+def _op(**changes) -> OpRecord:
+    base = dict(
+        phase="LOG",
         turn=0,
         source="model",
-        verb="write",
+        verb="append",
         path="a.md",
-        args={"text": "y"},
+        args={"text": "x"},
         ok=True,
         message="ok",
-        content_before=None,
-        content_after="y",
+        content_before="hi",
+        content_after="hi\nx",
         call_index=0,
     )
+    return OpRecord(**{**base, **changes})
+
+
+def test_export_import_moves_an_episode_between_files(store: Store, tmp_path) -> None:
+    ep = _episode(store)
+    call = _call(
+        phase="PLAN", prompt=[{"role": "system", "content": "S"}], grammar=None, response="ACT noop", parsed="ACT noop"
+    )
+    op = _op(phase="PLAN", verb="write", args={"text": "y"}, content_before=None, content_after="y")
     store.record_step(
         ep,
         StepRecord(
