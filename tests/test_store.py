@@ -120,32 +120,32 @@ def _op(**changes) -> OpRecord:
     return OpRecord(**{**base, **changes})
 
 
+def _step(**changes) -> StepRecord:
+    base = dict(
+        step=0,
+        observation="o",
+        helper_notes="",
+        frame={},
+        action="noop",
+        action_source="model",
+        reward=0.0,
+        done=False,
+        progression=0.0,
+        achievements=[],
+        invalid_outputs=0,
+        model_s=0.0,
+        game_s=0.0,
+    )
+    return StepRecord(**{**base, **changes})
+
+
 def test_export_import_moves_an_episode_between_files(store: Store, tmp_path) -> None:
     ep = _episode(store)
     call = _call(
         phase="PLAN", prompt=[{"role": "system", "content": "S"}], grammar=None, response="ACT noop", parsed="ACT noop"
     )
     op = _op(phase="PLAN", verb="write", args={"text": "y"}, content_before=None, content_after="y")
-    store.record_step(
-        ep,
-        StepRecord(
-            step=0,
-            observation="o",
-            helper_notes="",
-            frame={},
-            action="noop",
-            action_source="model",
-            reward=0.0,
-            done=True,
-            progression=0.0,
-            achievements=[],
-            invalid_outputs=0,
-            model_s=0.1,
-            game_s=0.0,
-            calls=[call],
-            ops=[op],
-        ),
-    )
+    store.record_step(ep, _step(done=True, model_s=0.1, calls=[call], ops=[op]))
     bundle = store.export_episode(ep)
     other = Store(tmp_path / "other.db")
     sid = other.save_structure(load_builtin("crafter-v0"))
@@ -161,21 +161,7 @@ def test_export_import_moves_an_episode_between_files(store: Store, tmp_path) ->
 
 def test_a_failing_step_write_leaves_no_partial_rows(store: Store) -> None:
     ep = _episode(store)
-    rec = StepRecord(
-        step=0,
-        observation="o",
-        helper_notes="",
-        frame={},
-        action="noop",
-        action_source="model",
-        reward=0.0,
-        done=False,
-        progression=0.0,
-        achievements=[],
-        invalid_outputs=0,
-        model_s=0.0,
-        game_s=0.0,
-    )
+    rec = _step()
     store.record_step(ep, rec)
     bad = StepRecord(**{**rec.__dict__, "calls": [], "ops": []})
     bad.ops = [
