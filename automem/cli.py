@@ -7,7 +7,6 @@ them, so ``automem --help`` stays fast.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -202,7 +201,7 @@ def eval_(
     from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval, run_eval_ray
     from automem.runs.metrics import export, summarize
     from automem.runs.report import eval_table
-    from automem.runs.run import default_run_name
+    from automem.runs.run import default_run_name, safe_name
     from automem.runs.seeds import SeedError, parse_seeds
 
     if parallel not in ("auto", "process", "thread"):
@@ -279,7 +278,7 @@ def eval_(
         err_console.print(f"interrupted: rerun with --run-name {config.run_name} to resume")
         raise typer.Exit(130) from None
     summaries = summarize(store, plan.run_id)
-    prefix = out or store.path.parent / "evals" / re.sub(r"[^A-Za-z0-9_.-]", "_", config.run_name)
+    prefix = out or store.path.parent / "evals" / safe_name(config.run_name)
     meta = {
         "run": config.run_name,
         "run_id": plan.run_id,

@@ -5,8 +5,9 @@ single ACT phase. One step is a generator of turns so front ends can advance it 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from automem.agent.helpers import Helper, make_helpers
 from automem.agent.prompt import pinned_block, step_context, system_prompt
@@ -19,6 +20,8 @@ from automem.memory.structure import PhaseSpec, Structure
 from automem.memory.syntax import Act, Done, ParseError, format_command, parse_command
 from automem.store.db import CallRecord, OpRecord
 
+T = TypeVar("T")
+R = TypeVar("R")
 #: actions that do nothing harmful, tried in order when a structure's fallback does not fit the game
 _SAFE_FALLBACKS = ("noop", "wait", "search")
 #: consecutive failed engine calls after which the episode is ended as failed
@@ -57,6 +60,25 @@ def resolve_fallback(structure: Structure, action_names: list[str]) -> str:
     if structure.fallback_action in action_names:
         return structure.fallback_action
     return next((a for a in _SAFE_FALLBACKS if a in action_names), action_names[0])
+
+
+def drain(gen: Generator[T, None, R], on_item: Callable[[T], None] | None = None) -> R:
+    """Run a generator to its end, handing each item to ``on_item``; returns its return value."""
+    while True:
+        try:
+            item = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_item is not None:
+            on_item(item)
+
+
+def _acted(event: TurnEvent, decision: Decision) -> bool:
+    """Record a valid ACT as the step's action; True when the step is decided."""
+    if isinstance(event.command, Act) and event.call is not None and event.call.valid:
+        decision.action, decision.source = event.command.action, "model"
+        return True
+    return False
 
 
 class Agent:
@@ -98,7 +120,6 @@ class Agent:
         self._engine_errors = 0
         self._grammars: dict[tuple[object, ...], str] = {}
         self._known_paths: list[str] | None = None
-        self._resolved_action: str | None = None
 
     # -- grammar --------------------------------------------------------------------------
     def _paths(self) -> list[str]:
@@ -178,12 +199,10 @@ class Agent:
                 event = self._one_turn(messages, phase, turn, step, verbs, allow_done, allow_act, decision)
                 decision.events.append(event)
                 yield event
-                valid = event.call is not None and event.call.valid
-                if isinstance(event.command, Act) and valid:
-                    decision.action, decision.source = event.command.action, "model"
+                if _acted(event, decision):
                     return decision
                 pending_user = event.feedback
-                if isinstance(event.command, Done) and valid:
+                if isinstance(event.command, Done) and event.call is not None and event.call.valid:
                     pending_user = ""
                     if phase.kind == "LOG":
                         break
@@ -192,8 +211,7 @@ class Agent:
                     event = self._one_turn(messages, phase, phase.budget - 1, step, frozenset(), False, True, decision)
                     decision.events.append(event)
                     yield event
-                    if isinstance(event.command, Act) and event.call is not None and event.call.valid:
-                        decision.action, decision.source = event.command.action, "model"
+                    _acted(event, decision)
                     return decision
                 if turn == phase.budget - 1 and phase.kind == "LOG":
                     # the hint asked for more notes, but the phase is over
@@ -201,12 +219,7 @@ class Agent:
         return decision
 
     def decide(self, observation: str, step: int) -> Decision:
-        gen = self.turns(observation, step)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return drain(self.turns(observation, step))
 
     def _one_turn(
         self,
@@ -240,11 +253,7 @@ class Agent:
         self._engine_errors = 0
         decision.model_s += completion.latency_s
         text = completion.text.strip()
-        command = parse_command(text)
-        self._resolved_action = None
-        feedback, result, valid = self._apply(command, phase, verbs, allow_done, allow_act)
-        if self._resolved_action is not None and self._resolved_action != getattr(command, "action", None):
-            command = Act(self._resolved_action)
+        command, feedback, result, valid = self._apply(parse_command(text), phase, verbs, allow_done, allow_act)
         call = CallRecord(
             phase=phase.kind,
             turn=turn,
@@ -290,31 +299,32 @@ class Agent:
         verbs: frozenset[Verb],
         allow_done: bool,
         allow_act: bool,
-    ) -> tuple[str, OpResult | None, bool]:
-        """Feedback for the model, the memory result, and whether the output was valid."""
+    ) -> tuple[Act | Done | Operation | ParseError, str, OpResult | None, bool]:
+        """The command as played, feedback for the model, the memory result, and whether it was valid."""
         hint = self._next_hint(phase, allow_act)
         if isinstance(command, ParseError):
-            return f"invalid: {command.message}. {hint}", None, False
+            return command, f"invalid: {command.message}. {hint}", None, False
         if isinstance(command, Done):
             if not allow_done:
-                return f"invalid: DONE is only for the LOG phase. {hint}", None, False
-            return "", None, True
+                return command, f"invalid: DONE is only for the LOG phase. {hint}", None, False
+            return command, "", None, True
         if isinstance(command, Act):
             if not allow_act:
-                return f"invalid: no game action in the {phase.kind} phase; write notes or DONE. {hint}", None, False
+                feedback = f"invalid: no game action in the {phase.kind} phase; write notes or DONE. {hint}"
+                return command, feedback, None, False
             action = self._match_action(command.action)
             if action is None:
-                return f"invalid: unknown action {command.action!r}. {hint}", None, False
+                return command, f"invalid: unknown action {command.action!r}. {hint}", None, False
             # e.g. "Move_Left." from an unconstrained model plays move_left
-            self._resolved_action = action
-            return "", None, True
+            return Act(action), "", None, True
         if command.verb not in verbs:
             allowed = ", ".join(sorted(v.value for v in verbs)) or "none"
-            return f"invalid: {command.verb.value} is not allowed now (allowed: {allowed}). {hint}", None, False
+            feedback = f"invalid: {command.verb.value} is not allowed now (allowed: {allowed}). {hint}"
+            return command, feedback, None, False
         result = self.memory.execute(command)
         if result.ok and (command.verb in (Verb.RENAME, Verb.DELETE) or command.path not in (self._known_paths or ())):
             self._known_paths = None
-        return f"{result.message}\n{hint}", result, True
+        return command, f"{result.message}\n{hint}", result, True
 
     def _match_action(self, text: str) -> str | None:
         if text in self._action_set:
@@ -339,7 +349,7 @@ class Agent:
             line += f", reward {reward:+g}"
         if unlocked:
             line += f", unlocked {', '.join(unlocked)}"
-        writes = [o for o in decision.ops if o.ok and o.verb not in {v.value for v in READ_VERBS}]
+        writes = [o for o in decision.ops if o.ok and o.verb not in READ_VERBS]  # Verb is a str enum
         if writes:
             line += "; noted " + ", ".join(dict.fromkeys(f"{o.verb} {o.path}" for o in writes))
         self.history.append(line)

@@ -8,10 +8,9 @@ add one without an edit here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from importlib.metadata import entry_points
 
 from automem.engines.base import Completion, Engine, EngineError, Message
+from automem.plugins import load, registered
 
 __all__ = [
     "Completion",
@@ -25,7 +24,7 @@ __all__ = [
 ]
 
 _BUILTIN = {
-    "llamacpp": "automem.engines.factories:llamacpp",
+    "llamacpp": "automem.engines.llamacpp:factory",
     "openai": "automem.engines.openai_http:factory",
     "ollama": "automem.engines.ollama:factory",
     "transformers": "automem.engines.transformers_engine:factory",
@@ -34,10 +33,7 @@ _BUILTIN = {
 
 
 def _factories() -> dict[str, str]:
-    targets = dict(_BUILTIN)
-    for ep in entry_points(group="automem.engines"):
-        targets[ep.name] = ep.value
-    return targets
+    return registered("automem.engines", _BUILTIN)
 
 
 def engine_names() -> list[str]:
@@ -59,8 +55,7 @@ def make_engine(spec: str = "llamacpp", **options: object) -> Engine:
     factories = _factories()
     if name not in factories:
         raise EngineError(f"unknown engine {name!r} in spec {spec!r}; known: {', '.join(sorted(factories))}")
-    module, _, attr = factories[name].partition(":")
-    factory: Callable[..., Engine] = getattr(import_module(module), attr)
+    factory: Callable[..., Engine] = load(factories[name])
     return factory(target, **options)
 
 

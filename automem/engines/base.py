@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -11,6 +12,14 @@ class EngineError(Exception):
 
 
 Message = dict[str, str]
+
+
+def api_key_from_env(name: str) -> str:
+    """The key held by environment variable ``name`` (profiles name the variable, never the key)."""
+    key = os.environ.get(name)
+    if not key:
+        raise EngineError(f"environment variable {name} (api_key_env) is not set or empty")
+    return key
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from automem.engines.base import Completion, EngineError, Message
+from automem.engines.bundled import bundled_model_path
 
 GGUF_MAGIC = b"GGUF"
 
@@ -139,3 +140,8 @@ class LlamaCppEngine:
         if llm is not None:
             llm.close()
             self._llm = None  # type: ignore[assignment]
+
+
+def factory(target: str, **options: object) -> LlamaCppEngine:
+    """``llamacpp`` (the bundled model) or ``llamacpp:PATH``; options are the constructor's."""
+    return LlamaCppEngine(target or bundled_model_path(), **options)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from automem.engines.base import Completion, EngineError, Message
+from automem.engines.base import Completion, EngineError, Message, api_key_from_env
 from automem.engines.openai_http import COMMAND_SCHEMA, JSON_OVERHEAD_TOKENS, coerce_options, unwrap_command
 from automem.engines.retry import RetryPolicy, Transient, one_line, status_is_retryable, with_retries
 
@@ -58,10 +58,7 @@ class OllamaEngine:
         self.api_key_env = api_key_env
         headers: dict[str, str] = {}
         if api_key_env:  # e.g. an Ollama behind a proxy that wants a bearer token
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise EngineError(f"environment variable {api_key_env} (api_key_env) is not set or empty")
-            headers["Authorization"] = f"Bearer {key}"
+            headers["Authorization"] = f"Bearer {api_key_from_env(api_key_env)}"
         self.timeout = float(timeout)
         self.structured = structured
         self.num_ctx = num_ctx

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from automem.engines.base import Completion, EngineError, Message
+from automem.engines.base import Completion, EngineError, Message, api_key_from_env
 from automem.engines.retry import RetryPolicy, Transient, one_line, parse_retry_after, status_is_retryable, with_retries
 
 log = logging.getLogger(__name__)
@@ -134,9 +133,7 @@ class OpenAIEngine:
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise EngineError(f"environment variable {api_key_env} (api_key_env) is not set or empty")
+            key = api_key_from_env(api_key_env)
         else:
             key = _DUMMY_KEY  # never OPENAI_API_KEY implicitly: a local run must not send a real key
         self.timeout = float(timeout)

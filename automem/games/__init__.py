@@ -6,10 +6,8 @@ also listed directly so a source checkout that was never pip-installed still fin
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
-
 from automem.games.base import ActionSpec, Frame, Game, GameError, StepResult, UnknownAction
+from automem.plugins import load, registered
 
 __all__ = [
     "ActionSpec",
@@ -31,10 +29,7 @@ _BUILTIN = {
 
 
 def _targets() -> dict[str, str]:
-    targets = dict(_BUILTIN)
-    for ep in entry_points(group="automem.games"):
-        targets[ep.name] = ep.value
-    return targets
+    return registered("automem.games", _BUILTIN)
 
 
 def game_names() -> list[str]:
@@ -45,8 +40,7 @@ def get_game_class(name: str) -> type[Game]:
     targets = _targets()
     if name not in targets:
         raise GameError(f"unknown game {name!r}; choose one of: {', '.join(sorted(targets))}")
-    module, _, attr = targets[name].partition(":")
-    return getattr(import_module(module), attr)
+    return load(targets[name])
 
 
 def make_game(name: str, task: str | None = None) -> Game:

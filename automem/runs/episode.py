@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automem.agent.loop import Agent, AgentError, Decision
+from automem.agent.loop import Agent, AgentError, Decision, drain
 from automem.engines.base import Engine
 from automem.games.base import Game
 from automem.memory.folder import MemoryFolder
@@ -55,8 +55,7 @@ def prepare_memory(structure: Structure, folder: Path, *, fresh: bool) -> Memory
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     memory = MemoryFolder(folder, structure.memory_limits(), enabled=structure.verbs())
-    existing = {p for p, _, _ in memory.listing()}
-    memory.seed({p: c for p, c in structure.seed_files().items() if p not in existing})
+    memory.seed(structure.seed_files())  # keeps files that exist (scope "run" carries them over)
     return memory
 
 
@@ -158,14 +157,7 @@ class EpisodeRunner:
         return summary
 
     def run(self, on_step: Callable[[StepEvent], None] | None = None) -> EpisodeSummary:
-        gen = self.steps()
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if on_step is not None:
-                on_step(event)
+        return drain(self.steps(), on_step)
 
     def _accumulate(self, record: StepRecord) -> None:
         s = self.summary

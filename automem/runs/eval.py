@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -22,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automem.engines import split_spec
 from automem.games import make_game
 from automem.games.base import GameError
 from automem.memory.structure import Structure, structure_from_yaml
 from automem.runs.episode import EpisodeRunner, EpisodeSummary
-from automem.runs.run import check_structure_fits, memory_root
+from automem.runs.run import check_structure_fits, memory_root, safe_name
 from automem.store.db import Store
 
 #: engines that hold a model in this process: one per worker process
@@ -109,6 +109,8 @@ class EvalPlan:
 # -- planning and resume ---------------------------------------------------------------------
 def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
     check_structure_fits(config.structure, config.game)
+    if config.structure.context.scope == "run":
+        raise EvalError("eval plays episodes in parallel; structures with scope 'run' need `automem run`")
     resolved: list[str] = []
     for task in config.tasks:
         probe = make_game(config.game, task)  # validates the task and gives its canonical name
@@ -154,11 +156,10 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
                 restarted += 1
         store.set_run_status(run_id, "running")
     engine_options = dict(config.engine_options)
-    is_llamacpp = config.engine_spec.split(":", 1)[0] == "llamacpp" or config.engine_spec.endswith(".gguf")
-    if is_llamacpp and config.workers > 1 and "n_threads" not in engine_options:
+    if split_spec(config.engine_spec)[0] == "llamacpp" and config.workers > 1 and "n_threads" not in engine_options:
         # one model per worker process: share the cores instead of oversubscribing them
         engine_options["n_threads"] = max(1, (os.cpu_count() or 1) // config.workers)
-    folder = memory_root(store) / re.sub(r"[^A-Za-z0-9_.-]", "_", config.run_name)
+    folder = memory_root(store) / safe_name(config.run_name)
     yaml_text = config.structure.to_yaml()
     jobs = [
         EpisodeJob(
@@ -170,7 +171,7 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
             structure_yaml=yaml_text,
             max_steps=config.max_steps,
             temperature=config.temperature,
-            memory_dir=str(folder / re.sub(r"[^A-Za-z0-9_.-]", "_", task) / f"seed{seed}"),
+            memory_dir=str(folder / safe_name(task) / f"seed{seed}"),
             engine_spec=config.engine_spec,
             engine_options=tuple(sorted(engine_options.items())),
             memory_engine_spec=config.memory_engine_spec,
@@ -180,8 +181,6 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
         for seed in config.seeds_per_task()
         if (task, seed) not in done
     ]
-    if config.structure.context.scope == "run":
-        raise EvalError("eval plays episodes in parallel; structures with scope 'run' need `automem run`")
     return EvalPlan(run_id=run_id, jobs=jobs, skipped=skipped, restarted=restarted)
 
 
@@ -197,7 +196,7 @@ def _cached_engine(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
     with _engine_lock:
         if key not in _engine_cache:
             engine = make_engine(spec, **dict(options))
-            if spec.split(":", 1)[0] in BATCHING_ENGINES:
+            if split_spec(spec)[0] in BATCHING_ENGINES:
                 from automem.engines.batching import BatchingEngine
 
                 engine = BatchingEngine(engine)
@@ -268,6 +267,26 @@ def play_remote(job: EpisodeJob) -> tuple[dict[str, Any], EpisodeSummary]:
             local.close()
 
 
+class _Outcomes:
+    """Results as they arrive from either executor: summaries, error count, the run's status."""
+
+    def __init__(self, on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None):
+        self.on_done = on_done
+        self.summaries: list[EpisodeSummary] = []
+        self.errors = 0
+
+    def add(self, job: EpisodeJob, summary: EpisodeSummary | None, error: BaseException | None) -> None:
+        if summary is None:
+            self.errors += 1  # a crashed worker or task fails that episode only
+        else:
+            self.summaries.append(summary)
+        if self.on_done is not None:
+            self.on_done(job, summary, error)
+
+    def status(self) -> str:
+        return "failed" if self.errors or any(s.status != "finished" for s in self.summaries) else "finished"
+
+
 def run_eval_ray(
     store: Store,
     config: EvalConfig,
@@ -292,26 +311,20 @@ def run_eval_ray(
     remote = ray.remote(num_cpus=1, max_retries=0)(play_remote)
     refs = {remote.remote(job): job for job in plan.jobs}
     pending = list(refs)
-    summaries: list[EpisodeSummary] = []
+    outcomes = _Outcomes(on_done)
     status = "interrupted"
-    errors = 0
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                job = refs[ref]
                 try:
                     bundle, summary = ray.get(ref)
-                except Exception as exc:  # a failed task fails that episode only
-                    errors += 1
-                    if on_done is not None:
-                        on_done(job, None, exc)
+                except Exception as exc:
+                    outcomes.add(refs[ref], None, exc)
                     continue
                 summary.episode_id = store.import_episode(bundle, plan.run_id)
-                summaries.append(summary)
-                if on_done is not None:
-                    on_done(job, summary, None)
-        status = "failed" if errors or any(s.status != "finished" for s in summaries) else "finished"
+                outcomes.add(refs[ref], summary, None)
+        status = outcomes.status()
     finally:
         if status == "interrupted":
             for ref in pending:
@@ -319,17 +332,13 @@ def run_eval_ray(
         store.finish_run(plan.run_id, status)
         if started_here:
             ray.shutdown()
-    return summaries
+    return outcomes.summaries
 
 
 def choose_parallel(config: EvalConfig) -> str:
     if config.parallel != "auto":
         return config.parallel
-    names = {config.engine_spec.split(":", 1)[0]}
-    if config.memory_engine_spec:
-        names.add(config.memory_engine_spec.split(":", 1)[0])
-    if config.engine_spec.endswith(".gguf"):
-        names.add("llamacpp")
+    names = {split_spec(spec)[0] for spec in (config.engine_spec, config.memory_engine_spec) if spec}
     return "process" if names & IN_PROCESS_ENGINES and config.workers > 1 else "thread"
 
 
@@ -350,26 +359,19 @@ def run_eval(
         executor = ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"))
     else:
         executor = ThreadPoolExecutor(max_workers=config.workers)
-    summaries: list[EpisodeSummary] = []
+    outcomes = _Outcomes(on_done)
     status = "interrupted"
     try:
         futures: dict[Future[EpisodeSummary], EpisodeJob] = {executor.submit(play_job, j): j for j in plan.jobs}
-        errors = 0
         for fut in as_completed(futures):
-            job = futures[fut]
             try:
                 summary = fut.result()
-            except Exception as exc:  # a worker crash fails that episode only
-                errors += 1
-                if on_done is not None:
-                    on_done(job, None, exc)
+            except Exception as exc:
+                outcomes.add(futures[fut], None, exc)
                 continue
-            summaries.append(summary)
-            if on_done is not None:
-                on_done(job, summary, None)
-        failed = errors or any(s.status != "finished" for s in summaries)
-        status = "failed" if failed else "finished"
+            outcomes.add(futures[fut], summary, None)
+        status = outcomes.status()
     finally:
         executor.shutdown(wait=status != "interrupted", cancel_futures=True)
         store.finish_run(plan.run_id, status)
-    return summaries
+    return outcomes.summaries

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from automem.memory.ops import Operation
+from automem.memory.ops import READ_VERBS, Operation
 from automem.memory.syntax import format_command
 from automem.runs.episode import EpisodeSummary, StepEvent
 from automem.runs.metrics import GroupSummary
@@ -24,16 +24,13 @@ def print_step(console: Console, event: StepEvent) -> None:
         line.append(f" r{event.reward:+g}", style="green")
     for op in event.record.ops:
         mark = "" if op.ok else " ✗"
-        colour = ("cyan" if op.verb in _READS else "magenta") if op.ok else "red"
+        colour = ("cyan" if op.verb in READ_VERBS else "magenta") if op.ok else "red"
         line.append(f"  {op.phase} {_shorten(_command_text(op), 60)}{mark}", style=colour)
     if event.decision.invalid:
         line.append(f" invalid×{event.decision.invalid}", style="red")
     if event.unlocked:
         line.append(" unlocked " + ", ".join(event.unlocked), style="bold green")
     console.print(line)
-
-
-_READS = frozenset({"view", "tail", "search", "count"})
 
 
 def _command_text(op: OpRecord) -> str:

@@ -35,6 +35,11 @@ def default_run_name(game: str, structure: str) -> str:
     return f"{game}-{structure}-{stamp}"
 
 
+def safe_name(text: str) -> str:
+    """A run or task name as one file-name component."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
 def memory_root(store: Store) -> Path:
     return store.path.parent / "memory"
 
@@ -57,12 +62,12 @@ def execute_run(
 ) -> tuple[int, list[EpisodeSummary]]:
     """Play every seed in order; returns the run id and the episode summaries."""
     check_structure_fits(config.structure, config.game)
-    game = game or make_game(config.game, config.task)
     if config.max_steps < 1:
         raise GameError("--steps must be at least 1")
     name = config.run_name or default_run_name(config.game, config.structure.name)
     if store.run_by_name(name) is not None:
         raise GameError(f"a run named {name!r} already exists in {store.path}")
+    game = game or make_game(config.game, config.task)
     structure_id = store.save_structure(config.structure)
     run_id = store.create_run(
         name=name,
@@ -79,7 +84,7 @@ def execute_run(
             **config.extra,
         },
     )
-    folder_root = memory_root(store) / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    folder_root = memory_root(store) / safe_name(name)
     summaries: list[EpisodeSummary] = []
     status = "interrupted"
     try:
