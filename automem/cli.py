@@ -16,8 +16,9 @@ from rich.table import Table
 
 app = typer.Typer(
     name="automem",
-    help="LLM agents that manage memory as a skill while playing Crafter, MiniHack and NetHack.",
-    no_args_is_help=True,
+    help="LLM agents that manage memory as a skill while playing Crafter, MiniHack and NetHack. "
+    "With no command, opens the TUI playing Crafter with the bundled model.",
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -61,6 +62,70 @@ def _open_store(db: Path | None):  # type: ignore[no-untyped-def]
         return Store(db or default_db_path())
     except StoreError as exc:
         fail(str(exc))
+
+
+@app.callback()
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        play()
+
+
+def _open_tui(tui_ctx, mode: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        from automem.tui.app import AutomemApp
+    except ImportError as exc:  # a core-only install without Textual
+        fail(f"the TUI needs Textual: {exc}")
+    AutomemApp(tui_ctx, mode=mode).run()
+
+
+@app.command()
+def play(
+    game: Annotated[str, typer.Argument(help="crafter, minihack or nethack.")] = "crafter",
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task of the game.")] = None,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the first episode.")] = 0,
+    structure: Annotated[
+        str | None, typer.Option("--structure", help="Built-in structure name or a YAML file (default: GAME-v0).")
+    ] = None,
+    engine: Annotated[str, EngineOption] = "llamacpp",
+    memory_engine: Annotated[str | None, MemoryEngineOption] = None,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Maximum game steps per episode.")] = 10_000,
+    paused: Annotated[bool, typer.Option("--paused", help="Start paused (step with s or .).")] = False,
+    delay: Annotated[float, typer.Option("--delay", min=0.0, help="Seconds between steps while running.")] = 0.0,
+    db: DbOption = None,
+) -> None:
+    """Open the TUI and play: the live game, the memory files and the agent's turns side by side."""
+    from automem.games import GameError, get_game_class
+    from automem.memory.structure import StructureError, resolve_structure
+    from automem.runs.run import check_structure_fits
+    from automem.tui.context import TuiContext
+
+    try:
+        get_game_class(game)
+        chosen = resolve_structure(structure) if structure else None
+        if chosen is not None:
+            check_structure_fits(chosen, game)
+    except (GameError, StructureError) as exc:
+        fail(str(exc))
+    store = _open_store(db)
+    tui_ctx = TuiContext(
+        store=store, game=game, task=task, seed=seed, structure=chosen, engine_spec=engine,
+        memory_engine_spec=memory_engine, max_steps=steps, start_paused=paused, step_delay=delay,
+    )  # fmt: skip
+    _open_tui(tui_ctx, "play")
+
+
+@app.command()
+def replay(
+    episode: Annotated[int | None, typer.Argument(help="Episode id to open (default: the list).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Open the TUI's replay screen on the stored episodes (or one of them)."""
+    from automem.tui.context import TuiContext
+
+    store = _open_store(db)
+    if episode is not None and store.db.execute("SELECT 1 FROM episodes WHERE id = ?", [episode]).fetchone() is None:
+        fail(f"no episode {episode} in {store.path}")
+    _open_tui(TuiContext(store=store, extra={"episode": episode} if episode is not None else {}), "replay")
 
 
 @app.command()
@@ -257,6 +322,10 @@ def eval_(
     )
     bar = progress.add_task("eval", total=len(plan.jobs), info="")
     problems: list[str] = []
+    from automem.jobs import report_progress
+
+    finished = [0]
+    report_progress(0, len(plan.jobs), f"run {config.run_name}")  # a no-op unless run as a background job
 
     def on_done(job, summary, error) -> None:  # type: ignore[no-untyped-def]
         if error is not None:
@@ -265,6 +334,8 @@ def eval_(
             problems.append(f"{job.task} seed {job.seed}: {summary.status} {summary.error or ''}")
         info = f"last: {job.task} seed {job.seed}" + (f" {summary.progression:.1f}%" if summary else " error")
         progress.update(bar, advance=1, info=info)
+        finished[0] += 1
+        report_progress(finished[0], len(plan.jobs), info)
 
     try:
         with progress:
@@ -480,7 +551,73 @@ def structures_export(
         console.print(f"wrote {out}")
 
 
+jobs_app = typer.Typer(help="Background jobs (started from the TUI): list, cancel, read logs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+def jobs_list(db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Jobs with status and progress (a job whose process died unrecorded shows as lost)."""
+    from automem.jobs import list_jobs, progress_text
+
+    jobs = list_jobs(_open_store(db))
+    if as_json:
+        console.print_json(json.dumps([j.to_dict() for j in jobs]))
+        return
+    table = Table(title="jobs")
+    for col in ("id", "kind", "status", "progress", "title", "started", "pid"):
+        table.add_column(col)
+    for j in jobs:
+        started = (j.started_at or j.created_at)[:19].replace("T", " ")
+        table.add_row(str(j.id), j.kind, j.status, progress_text(j.progress_done, j.progress_total), j.title,
+                      started, str(j.pid or "-"))  # fmt: skip
+    console.print(table)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[int, typer.Argument(help="Job id (see `automem jobs list`).")],
+    db: DbOption = None,
+    wait: Annotated[float, typer.Option(min=0.0, help="Seconds to wait for the job to stop.")] = 10.0,
+) -> None:
+    """Stop a running job (SIGTERM to its process group); it records itself as cancelled."""
+    from automem.jobs import JobError, cancel_job
+
+    try:
+        job = cancel_job(_open_store(db), job_id, wait_s=wait)
+    except JobError as exc:
+        fail(str(exc))
+    if job.active:
+        console.print(f"job {job_id}: asked to stop, still {job.status}")
+    else:
+        console.print(f"job {job_id}: {job.status}")
+
+
+@jobs_app.command("log")
+def jobs_log(
+    job_id: Annotated[int, typer.Argument(help="Job id (see `automem jobs list`).")],
+    db: DbOption = None,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=1, help="Only the last N lines.")] = None,
+) -> None:
+    """Print a job's output (its stdout and stderr)."""
+    from automem.jobs import JobError, read_log
+
+    try:
+        text = read_log(_open_store(db), job_id)
+    except JobError as exc:
+        fail(str(exc))
+    lines = text.splitlines()
+    typer.echo("\n".join(lines[-tail:] if tail else lines))
+
+
 def main() -> None:
+    import os
+
+    from automem.jobs import JOB_ENV, run_as_job
+
+    if os.environ.get(JOB_ENV):
+        # started by `start_job`: the same command, but its row records status, progress and exit
+        run_as_job(app)
     app()
 
 

@@ -120,6 +120,8 @@ class Agent:
         self._engine_errors = 0
         self._grammars: dict[tuple[object, ...], str] = {}
         self._known_paths: list[str] | None = None
+        #: the step being decided (front ends that take over mid-step keep what it already did)
+        self.current: Decision | None = None
 
     # -- grammar --------------------------------------------------------------------------
     def _paths(self) -> list[str]:
@@ -178,6 +180,7 @@ class Agent:
     def turns(self, observation: str, step: int) -> Generator[TurnEvent, None, Decision]:
         """Run one step's phases, yielding each turn; returns the Decision."""
         decision = Decision(action=self.fallback, source="fallback")
+        self.current = decision
         decision.notes = self.notes(observation)
         pinned = pinned_block(
             self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
@@ -312,7 +315,7 @@ class Agent:
             if not allow_act:
                 feedback = f"invalid: no game action in the {phase.kind} phase; write notes or DONE. {hint}"
                 return command, feedback, None, False
-            action = self._match_action(command.action)
+            action = self.match_action(command.action)
             if action is None:
                 return command, f"invalid: unknown action {command.action!r}. {hint}", None, False
             # e.g. "Move_Left." from an unconstrained model plays move_left
@@ -326,7 +329,12 @@ class Agent:
             self._known_paths = None
         return command, f"{result.message}\n{hint}", result, True
 
-    def _match_action(self, text: str) -> str | None:
+    def memory_changed(self) -> None:
+        """A person changed the folder: the grammar's list of paths must be rebuilt."""
+        self._known_paths = None
+
+    def match_action(self, text: str) -> str | None:
+        """The game action ``text`` names (exact, or forgiving case and punctuation), if any."""
         if text in self._action_set:
             return text
         cleaned = text.strip().strip(".,;!\"'`").strip().lower()

@@ -29,6 +29,7 @@ _BUILTIN = {
     "ollama": "automem.engines.ollama:factory",
     "transformers": "automem.engines.transformers_engine:factory",
     "vllm": "automem.engines.vllm_engine:factory",
+    "replay": "automem.engines.replay:factory",
 }
 
 

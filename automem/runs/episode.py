@@ -8,12 +8,17 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automem.agent.loop import Agent, AgentError, Decision, drain
+from automem.agent.loop import Agent, AgentError, Decision, TurnEvent, drain
 from automem.engines.base import Engine
 from automem.games.base import Game
 from automem.memory.folder import MemoryFolder
+from automem.memory.ops import Operation, OpResult
 from automem.memory.structure import Structure
-from automem.store.db import StepRecord, Store
+from automem.store.db import CallRecord, OpRecord, StepRecord, Store
+
+
+class EpisodeOver(Exception):
+    """The episode has ended; start a new one."""
 
 
 @dataclass
@@ -98,63 +103,193 @@ class EpisodeRunner:
             memory_seed=self.memory.snapshot(),
         )
         self.summary = EpisodeSummary(episode_id=self.episode_id, seed=seed, status="running")
+        self.observation: str | None = None
+        self.index = 0
+        self._turns: Generator[TurnEvent, None, Decision] | None = None
+        self._previous: set[str] = set()
+        self._frame: dict[str, object] = {}
+        self._t0 = 0.0
+        self._started: float | None = None
+        self._human_ops: list[OpRecord] = []
+
+    # -- stepping: a front end may advance one model turn at a time, take over, or edit memory --
+    @property
+    def ended(self) -> bool:
+        return self.summary.status != "running"
+
+    @property
+    def mid_step(self) -> bool:
+        """True when some of the current step's model turns have run but its action is not played."""
+        return self._turns is not None
+
+    def begin(self) -> str:
+        """Reset the game (once); returns the first observation."""
+        if self.observation is None:
+            self._started = time.perf_counter()
+            self.observation = self.game.reset(self.seed)
+            self._previous = set(self.game.achievements())
+        return self.observation
+
+    def next_turn(self) -> TurnEvent | StepEvent:
+        """One model turn of the current step; once the step's action is decided it is played,
+        stored and returned as a StepEvent. Raises AgentError (episode ended as failed)."""
+        observation = self.begin()
+        if self.ended:
+            raise EpisodeOver(f"episode {self.episode_id} is {self.summary.status}")
+        if self._turns is None:
+            self._t0 = time.perf_counter()
+            self._frame = self.game.frame().to_dict()
+            self._turns = self.agent.turns(observation, self.index)
+        try:
+            return next(self._turns)
+        except StopIteration as stop:
+            self._turns = None
+            return self._commit(stop.value)
+        except AgentError as exc:
+            self._turns = None
+            self._fail(str(exc))
+            raise
+
+    def finish_step(self) -> StepEvent:
+        """Run the current step's remaining turns and play its action."""
+        while True:
+            event = self.next_turn()
+            if isinstance(event, StepEvent):
+                return event
+
+    def take_over(self, action: str) -> StepEvent:
+        """Play ``action`` as a person's move for the current step. Model turns already run in this
+        step are kept in the record; the ones not yet run are dropped."""
+        observation = self.begin()
+        if self.ended:
+            raise EpisodeOver(f"episode {self.episode_id} is {self.summary.status}")
+        matched = self.agent.match_action(action)
+        if matched is None:
+            raise ValueError(f"unknown action {action!r} for {self.game.name}")
+        if self._turns is not None:
+            self._turns.close()
+            self._turns = None
+            decision = self.agent.current or Decision(action=matched, source="human")
+        else:
+            self._t0 = time.perf_counter()
+            self._frame = self.game.frame().to_dict()
+            decision = Decision(action=matched, source="human", notes=self.agent.notes(observation))
+        decision.action, decision.source = matched, "human"
+        return self._commit(decision)
+
+    def human_operation(self, command: Operation) -> OpResult:
+        """A memory operation typed by a person: checked like the agent's (confined, caps,
+        read-only files), recorded with source ``human`` in the current step."""
+        self.begin()
+        return self._human_result(self.memory.execute(command))
+
+    def edit_file(self, path: str, text: str) -> OpResult:
+        """A person's edit of a whole file (may change read-only files; still confined and capped)."""
+        self.begin()
+        return self._human_result(self.memory.write_text_trusted(path, text))
+
+    def close(self) -> EpisodeSummary:
+        """Stop here: keep what an unfinished step did and mark the episode interrupted."""
+        if not self.ended:
+            calls: list[CallRecord] = []
+            ops: list[OpRecord] = []
+            if self._turns is not None:
+                self._turns.close()
+                self._turns = None
+                if self.agent.current is not None:
+                    calls, ops = self.agent.current.calls, self.agent.current.ops
+            self.store.record_partial(self.episode_id, self.index, calls, self._ops_with_human(ops))
+            self._human_ops.clear()
+            self.summary.status, self.summary.ended_reason = "interrupted", "interrupted"
+            self._finish()
+        return self.summary
 
     def steps(self) -> Generator[StepEvent, None, EpisodeSummary]:
         """Play until the game ends or ``max_steps``; every step is stored before it is yielded."""
-        summary = self.summary
-        started = time.perf_counter()
         try:
-            observation = self.game.reset(self.seed)
-            previous = set(self.game.achievements())
-            for index in range(self.max_steps):
-                t0 = time.perf_counter()
-                frame = self.game.frame().to_dict()
-                decision = self.agent.decide(observation, index)
-                g0 = time.perf_counter()
-                result = self.game.step(decision.action)
-                game_s = time.perf_counter() - g0
-                achievements = self.game.achievements()
-                unlocked = [a for a in achievements if a not in previous]
-                previous.update(unlocked)
-                progression = self.game.progression()
-                self.agent.observe_outcome(index, decision, result.reward, unlocked)
-                record = StepRecord(
-                    step=index,
-                    observation=observation,
-                    helper_notes="\n".join(decision.notes),
-                    frame=frame,
-                    action=decision.action,
-                    action_source=decision.source,
-                    reward=float(result.reward),
-                    done=result.done,
-                    progression=progression,
-                    achievements=list(achievements),
-                    invalid_outputs=decision.invalid,
-                    model_s=decision.model_s,
-                    game_s=game_s,
-                    calls=decision.calls,
-                    ops=decision.ops,
-                )
-                record.harness_s = max(0.0, time.perf_counter() - t0 - decision.model_s - game_s)
-                self.store.record_step(self.episode_id, record)
-                self._accumulate(record)
-                summary.progression, summary.achievements = progression, list(achievements)
-                yield StepEvent(index, observation, decision, result.reward, result.done, progression, unlocked, record)
-                observation = result.observation
-                if result.done:
-                    summary.ended_reason = self.game.ended_reason or "done"
-                    break
-            else:
-                summary.ended_reason = "max steps"
-            summary.status = "finished"
-        except AgentError as exc:
-            summary.status, summary.error = "failed", str(exc)
+            while not self.ended:
+                yield self.finish_step()
+        except AgentError:
+            pass  # recorded as failed by next_turn
         except (KeyboardInterrupt, GeneratorExit):
-            summary.status, summary.ended_reason = "interrupted", "interrupted"
-            self._finish(started)
+            self.close()
             raise
-        self._finish(started)
-        return summary
+        return self.summary
+
+    def _human_result(self, result: OpResult) -> OpResult:
+        if result.ok:
+            self.agent.memory_changed()
+        self._human_ops.append(
+            OpRecord(
+                phase="HUMAN",
+                turn=len(self._human_ops),
+                source="human",
+                verb=str(result.verb) if result.verb is not None else "",
+                path=result.path or "",
+                args=result.args,
+                ok=result.ok,
+                message=result.message,
+                content_before=result.before,
+                content_after=result.after,
+            )
+        )
+        return result
+
+    def _ops_with_human(self, ops: list[OpRecord]) -> list[OpRecord]:
+        # in the order they ran (a person may act between two model turns), so replaying a step's
+        # operations in id order rebuilds the folder
+        if not self._human_ops:
+            return ops
+        return sorted([*self._human_ops, *ops], key=lambda o: o.created_at)
+
+    def _commit(self, decision: Decision) -> StepEvent:
+        """Play the decided action, store the step, advance."""
+        index, observation = self.index, self.observation or ""
+        g0 = time.perf_counter()
+        result = self.game.step(decision.action)
+        game_s = time.perf_counter() - g0
+        achievements = self.game.achievements()
+        unlocked = [a for a in achievements if a not in self._previous]
+        self._previous.update(unlocked)
+        progression = self.game.progression()
+        self.agent.observe_outcome(index, decision, result.reward, unlocked)
+        record = StepRecord(
+            step=index,
+            observation=observation,
+            helper_notes="\n".join(decision.notes),
+            frame=self._frame,
+            action=decision.action,
+            action_source=decision.source,
+            reward=float(result.reward),
+            done=result.done,
+            progression=progression,
+            achievements=list(achievements),
+            invalid_outputs=decision.invalid,
+            model_s=decision.model_s,
+            game_s=game_s,
+            calls=decision.calls,
+            ops=self._ops_with_human(decision.ops),
+        )
+        record.harness_s = max(0.0, time.perf_counter() - self._t0 - decision.model_s - game_s)
+        self.store.record_step(self.episode_id, record)
+        self._human_ops.clear()
+        self._accumulate(record)
+        summary = self.summary
+        summary.progression, summary.achievements = progression, list(achievements)
+        self.observation = result.observation
+        self.index = index + 1
+        if result.done:
+            summary.ended_reason = self.game.ended_reason or "done"
+        elif self.index >= self.max_steps:
+            summary.ended_reason = "max steps"
+        if summary.ended_reason is not None:
+            summary.status = "finished"
+            self._finish()
+        return StepEvent(index, observation, decision, result.reward, result.done, progression, unlocked, record)
+
+    def _fail(self, error: str) -> None:
+        self.summary.status, self.summary.error = "failed", error
+        self._finish()
 
     def run(self, on_step: Callable[[StepEvent], None] | None = None) -> EpisodeSummary:
         return drain(self.steps(), on_step)
@@ -171,7 +306,7 @@ class EpisodeRunner:
         s.output_tokens += sum(c.output_tokens for c in record.calls)
         s.model_s += record.model_s
 
-    def _finish(self, started: float) -> None:
+    def _finish(self) -> None:
         s = self.summary
-        s.wall_s = time.perf_counter() - started
+        s.wall_s = time.perf_counter() - (self._started or time.perf_counter())
         self.store.finish_episode(self.episode_id, status=s.status, ended_reason=s.ended_reason, error=s.error)

@@ -147,6 +147,36 @@ class Store:
             )
         return sid
 
+    def structures(self) -> list[dict[str, Any]]:
+        """Every stored structure row, oldest first (lineage reads top-down)."""
+        return list(self.db["structures"].rows_where(order_by="created_at, id"))
+
+    def load_structure(self, id_or_prefix: str) -> Structure:
+        """The stored structure whose id is or starts with ``id_or_prefix`` (at least 4 hex digits)."""
+        from automem.memory.structure import structure_from_yaml
+
+        prefix = id_or_prefix.strip().lower()
+        if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
+            raise StructureNotFound(f"not a structure id or prefix (4+ hex digits): {id_or_prefix!r}")
+        # substr, not LIKE: no wildcard escaping, and the prefix is plain hex anyway
+        rows = self.db.execute(
+            "SELECT id, yaml FROM structures WHERE substr(id, 1, ?) = ? ORDER BY id", [len(prefix), prefix]
+        ).fetchall()
+        if not rows:
+            raise StructureNotFound(f"no stored structure with id {id_or_prefix!r}")
+        if len(rows) > 1:
+            ids = ", ".join(r[0] for r in rows[:5])
+            raise StructureNotFound(f"structure id prefix {id_or_prefix!r} is ambiguous: {ids}")
+        return structure_from_yaml(rows[0][1], source=f"store:{rows[0][0]}")
+
+    def structure_scores(self) -> dict[str, tuple[int, float]]:
+        """structure id -> (finished episodes, their mean progression); ids without one are absent."""
+        rows = self.db.execute(
+            "SELECT structure_id, COUNT(*), AVG(progression) FROM episodes "
+            "WHERE status = 'finished' AND structure_id IS NOT NULL GROUP BY structure_id"
+        ).fetchall()
+        return {sid: (int(n), float(mean or 0.0)) for sid, n, mean in rows}
+
     def create_run(
         self,
         *,
@@ -230,30 +260,9 @@ class Store:
         and the generic path (introspecting columns per call) cost more than the rest of the harness.
         """
         conn = self.db.conn
-        text_id = self.text_id
         try:
             with self.db.atomic():
-                call_ids: list[int] = []
-                for c in rec.calls:
-                    # roles are plain words and ids hex: a join is 3x cheaper than json.dumps here
-                    refs = "[" + ",".join(f'["{m["role"]}","{text_id(m["content"])}"]' for m in c.prompt) + "]"
-                    cur = conn.execute(_INSERT_CALL, (
-                        episode_id, rec.step, c.phase, c.turn, c.engine, c.model,
-                        refs, text_id(c.grammar), c.response, c.parsed,
-                        int(c.valid), c.input_tokens, c.cached_tokens, c.output_tokens, c.latency_s,
-                        c.finish_reason, c.created_at,
-                    ))  # fmt: skip
-                    call_ids.append(int(cur.lastrowid or 0))
-                conn.executemany(_INSERT_OP, [
-                    (
-                        episode_id, rec.step, o.phase, o.turn,
-                        call_ids[o.call_index] if o.call_index is not None else None,
-                        o.source, o.verb, o.path, json.dumps(o.args, ensure_ascii=False), int(o.ok), o.message,
-                        text_id(o.content_before), text_id(o.content_after),
-                        unified_diff(o.content_before, o.content_after, o.path) if o.ok else "", o.created_at,
-                    )
-                    for o in rec.ops
-                ])  # fmt: skip
+                self._write_calls_ops(episode_id, rec.step, rec.calls, rec.ops)
                 conn.execute(_INSERT_STEP, (
                     episode_id, rec.step, rec.observation, rec.helper_notes,
                     json.dumps(rec.frame, separators=(",", ":")), rec.action, rec.action_source, rec.reward,
@@ -271,6 +280,43 @@ class Store:
             # ids remembered inside the rolled-back transaction may not exist
             self._text_ids.clear()
             raise
+
+    def record_partial(self, episode_id: int, step: int, calls: list[CallRecord], ops: list[OpRecord]) -> None:
+        """Keep what an unfinished step already did (model calls, memory changes) when an episode
+        stops mid-step: the folder on disk changed, so the record must say how. No ``steps`` row."""
+        if not calls and not ops:
+            return
+        try:
+            with self.db.atomic():
+                self._write_calls_ops(episode_id, step, calls, ops)
+        except BaseException:
+            self._text_ids.clear()
+            raise
+
+    def _write_calls_ops(self, episode_id: int, step: int, calls: list[CallRecord], ops: list[OpRecord]) -> None:
+        conn = self.db.conn
+        text_id = self.text_id
+        call_ids: list[int] = []
+        for c in calls:
+            # roles are plain words and ids hex: a join is 3x cheaper than json.dumps here
+            refs = "[" + ",".join(f'["{m["role"]}","{text_id(m["content"])}"]' for m in c.prompt) + "]"
+            cur = conn.execute(_INSERT_CALL, (
+                episode_id, step, c.phase, c.turn, c.engine, c.model,
+                refs, text_id(c.grammar), c.response, c.parsed,
+                int(c.valid), c.input_tokens, c.cached_tokens, c.output_tokens, c.latency_s,
+                c.finish_reason, c.created_at,
+            ))  # fmt: skip
+            call_ids.append(int(cur.lastrowid or 0))
+        conn.executemany(_INSERT_OP, [
+            (
+                episode_id, step, o.phase, o.turn,
+                call_ids[o.call_index] if o.call_index is not None else None,
+                o.source, o.verb, o.path, json.dumps(o.args, ensure_ascii=False), int(o.ok), o.message,
+                text_id(o.content_before), text_id(o.content_after),
+                unified_diff(o.content_before, o.content_after, o.path) if o.ok else "", o.created_at,
+            )
+            for o in ops
+        ])  # fmt: skip
 
     def call_prompt(self, call_id: int) -> list[dict[str, str]]:
         """The exact chat messages of one model call."""
@@ -375,3 +421,10 @@ _INSERT_STEP = _insert(
 
 class StoreError(Exception):
     """The database cannot be opened or written."""
+
+
+class StructureNotFound(StoreError, KeyError):
+    """No stored structure matches an id prefix, or more than one does."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -173,3 +173,31 @@ def m001_initial(db: Database) -> None:
           (SELECT text FROM texts WHERE id = o.after_id) AS content_after
         FROM memory_ops o"""
     )
+
+
+@migrations()
+def m002_jobs(db: Database) -> None:
+    # background jobs: each is a subprocess of the CLI (`python -m automem ARGV`); the parent writes
+    # the row when it starts one, the child keeps status and progress up to date, so any front end
+    # (a TUI started later included) can list, follow and cancel it
+    db["jobs"].create(
+        {
+            "id": int,
+            "kind": str,  # eval | optimize | finetune | ...
+            "title": str,
+            "argv": str,  # JSON list: the CLI arguments after `automem`
+            "status": str,  # queued | running | finished | failed | cancelled | lost
+            "pid": int,  # the child's process id (also its process group id)
+            "progress_done": int,
+            "progress_total": int,
+            "progress_info": str,
+            "log_path": str,  # stdout and stderr of the child
+            "exit_code": int,
+            "error": str,  # last line of the log when the job failed
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+    )
+    db["jobs"].create_index(["status"])

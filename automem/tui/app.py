@@ -10,7 +10,12 @@ from textual.screen import Screen
 
 from automem.tui.context import TuiContext
 
-MODE_KEYS = (("play", "f1", "Play"), ("replay", "f2", "Replay"), ("structures", "f3", "Structures"), ("jobs", "f4", "Jobs"))
+MODE_KEYS = (
+    ("play", "f1", "Play"),
+    ("replay", "f2", "Replay"),
+    ("structures", "f3", "Structures"),
+    ("jobs", "f4", "Jobs"),
+)
 
 
 class AutomemApp(App[None]):
@@ -26,11 +31,27 @@ class AutomemApp(App[None]):
         self.ctx = ctx
         self._start_mode = mode
         # factories, not instances: a mode's screen (and its module) is loaded the first time it is shown
+        self._built: dict[str, Screen] = {}
         for mode, _, _ in MODE_KEYS:
-            self.add_mode(mode, lambda m=mode: _screen_for(m, ctx))
+            self.add_mode(mode, lambda m=mode: self._build(m))
+
+    def _build(self, mode: str) -> Screen:
+        from importlib import import_module
+
+        screen: Screen = import_module(f"automem.tui.screens.{mode}").SCREEN(self.ctx)
+        self._built[mode] = screen
+        return screen
 
     def on_mount(self) -> None:
         self.switch_mode(self._start_mode)
+
+    async def action_quit(self) -> None:
+        # the play screen finishes its model turn and closes the episode before the process ends
+        for screen in list(self._built.values()):
+            shutdown = getattr(screen, "shutdown", None)
+            if shutdown is not None:
+                await shutdown()
+        self.exit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -43,10 +64,3 @@ class AutomemApp(App[None]):
             if active.node is screen and binding.description and binding.show:
                 yield SystemCommand(binding.description, binding.tooltip or f"key {key}",
                                     lambda a=binding.action: self.run_action(a, screen))  # fmt: skip
-
-
-def _screen_for(mode: str, ctx: TuiContext) -> Screen:
-    from importlib import import_module
-
-    module = import_module(f"automem.tui.screens.{mode}")
-    return module.SCREEN(ctx)

@@ -27,6 +27,7 @@ class TuiContext:
     step_delay: float = 0.0
     #: open the play screen paused (tests and snapshot runs step it by keys)
     start_paused: bool = False
+    engine_options: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
 
     def structure_for_game(self) -> Structure:

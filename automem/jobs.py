@@ -1,0 +1,467 @@
+"""Background jobs: long CLI work (an evaluation now) run as a subprocess and recorded in ``jobs``.
+
+The parent (the TUI, or ``automem jobs``) only starts, lists and cancels; the child is a plain
+``python -m automem ARGV`` whose :func:`run_as_job` wrapper keeps the row's status and progress up
+to date. Everything lives in the database and a log file, so a job outlives the front end that
+started it and any later front end shows it again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from automem.store.db import DB_ENV, Store, default_db_path, now
+
+JOB_ENV = "AUTOMEM_JOB_ID"
+ACTIVE = ("queued", "running")
+#: a queued row without a process after this long was left by a front end that died mid-start
+QUEUED_GRACE_S = 60.0
+
+#: processes this process started: polling them reaps zombies, which os.kill(pid, 0) calls alive
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class JobError(Exception):
+    """No such job, or a job that cannot be started or cancelled; the message says which."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    title: str
+    argv: list[str]
+    status: str
+    pid: int | None
+    progress_done: int
+    progress_total: int
+    progress_info: str
+    log_path: str | None
+    exit_code: int | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            kind=row["kind"] or "",
+            title=row["title"] or "",
+            argv=json.loads(row["argv"] or "[]"),
+            status=row["status"] or "queued",
+            pid=row["pid"],
+            progress_done=row["progress_done"] or 0,
+            progress_total=row["progress_total"] or 0,
+            progress_info=row["progress_info"] or "",
+            log_path=row["log_path"],
+            exit_code=row["exit_code"],
+            error=row["error"],
+            created_at=row["created_at"] or "",
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def command(self) -> str:
+        return "automem " + shlex.join(self.argv)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+# -- parent side ------------------------------------------------------------------------------
+def jobs_dir(store: Store) -> Path:
+    return store.path.parent / "jobs"
+
+
+def start_job(store: Store, kind: str, argv: list[str], title: str) -> int:
+    """Record a job and launch ``python -m automem ARGV`` in its own session; returns the job id."""
+    row = {
+        "kind": kind,
+        "title": title,
+        "argv": json.dumps(argv),
+        "status": "queued",
+        "progress_done": 0,
+        "progress_total": 0,
+        "progress_info": "",
+        "created_at": now(),
+    }
+    job_id = int(store.db["jobs"].insert(row).last_pk)  # type: ignore[arg-type]
+    log_path = jobs_dir(store) / f"{job_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    store.db["jobs"].update(job_id, {"log_path": str(log_path)})
+    env = {
+        **os.environ,
+        JOB_ENV: str(job_id),
+        DB_ENV: str(store.path),
+        "PYTHONUNBUFFERED": "1",  # the log view follows the file as lines are written
+        "COLUMNS": "120",  # rich's tables in the log: wider than its 80-column default for files
+    }
+    with open(log_path, "ab") as log:
+        log.write(f"$ automem {shlex.join(argv)}\n".encode())
+        log.flush()
+        try:
+            # a new session: the job survives the terminal closing and the front end quitting, and
+            # its pid is the process group that cancel_job signals (worker processes included)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "automem", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            _finish(store, job_id, "failed", error=f"cannot start: {exc}")
+            raise JobError(f"cannot start job {job_id}: {exc}") from None
+    _children[proc.pid] = proc
+    # the child may already have marked itself running, or even finished: only move on from queued
+    store.db.execute(
+        "UPDATE jobs SET pid = ?, status = CASE WHEN status = 'queued' THEN 'running' ELSE status END WHERE id = ?",
+        [proc.pid, job_id],
+    )
+    store.db.conn.commit()
+    return job_id
+
+
+def get_job(store: Store, job_id: int) -> Job:
+    rows = list(store.db["jobs"].rows_where("id = ?", [job_id]))
+    if not rows:
+        raise JobError(f"no job {job_id}")
+    return Job.from_row(rows[0])
+
+
+def list_jobs(store: Store) -> list[Job]:
+    """All jobs, oldest first, after marking the ones whose process died without a word as lost."""
+    reconcile(store)
+    return [Job.from_row(r) for r in store.db["jobs"].rows_where(order_by="id")]
+
+
+def reconcile(store: Store) -> None:
+    for row in store.db["jobs"].rows_where("status IN ('queued', 'running')"):
+        pid = row["pid"]
+        if pid is None:
+            if _age_s(row["created_at"]) < QUEUED_GRACE_S:
+                continue
+        elif _alive(pid):
+            continue
+        # conditional: a child that wrote its final status and exited since the read keeps it
+        _finish(store, row["id"], "lost", error="the process ended without recording a result", only_active=True)
+
+
+def cancel_job(store: Store, job_id: int, *, wait_s: float = 10.0) -> Job:
+    """SIGTERM to the job's process group; the child records ``cancelled`` on its way out.
+
+    Waits up to ``wait_s`` for that; a child that is gone without recording it (killed before its
+    handler was installed, or already dead) is marked cancelled here. Returns the job as it stands.
+    """
+    job = get_job(store, job_id)
+    if not job.active:
+        raise JobError(f"job {job_id} is not running (it is {job.status})")
+    if job.pid is None or not _alive(job.pid):
+        _finish(store, job_id, "cancelled", only_active=True)
+        return get_job(store, job_id)
+    try:
+        os.killpg(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # not a group leader we own: signal the process alone
+        os.kill(job.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        job = get_job(store, job_id)
+        if not job.active or job.pid is None or not _alive(job.pid):
+            break
+        time.sleep(0.1)
+    if job.pid is not None and not _alive(job.pid):
+        _finish(store, job_id, "cancelled", only_active=True)
+    return get_job(store, job_id)
+
+
+def progress_text(done: int, total: int, width: int = 10) -> str:
+    """A text bar such as ``███░░░░░░░ 3/10`` (``-`` while nothing is counted)."""
+    if total <= 0:
+        return "-"
+    filled = round(width * min(done, total) / total)
+    return "█" * filled + "░" * (width - filled) + f" {done}/{total}"
+
+
+def read_log(store: Store, job_id: int, tail_bytes: int | None = None) -> str:
+    """The job's log (its last ``tail_bytes``, cut at a line start, when given)."""
+    job = get_job(store, job_id)
+    if not job.log_path:
+        return ""
+    text, _ = read_log_file(Path(job.log_path), tail_bytes=tail_bytes)
+    return text
+
+
+def read_log_file(
+    path: Path, offset: int = 0, *, tail_bytes: int | None = None, whole_lines: bool = False
+) -> tuple[str, int]:
+    """Text from ``offset`` (or the last ``tail_bytes``) to the end, and the offset to read on from.
+
+    ``whole_lines`` stops after the last newline, so a follower never splits a line (or a UTF-8
+    character) that the job is still writing.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = min(size, max(offset, size - tail_bytes) if tail_bytes is not None else offset)
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return "", offset
+    end = start + len(data)
+    if whole_lines:
+        data = data[: data.rfind(b"\n") + 1]
+        end = start + len(data)
+    if tail_bytes is not None and start > offset and b"\n" in data:
+        data = data[data.index(b"\n") + 1 :]  # drop the partial first line
+    return _clean(data.decode("utf-8", errors="replace")), end
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _clean(text: str) -> str:
+    # logs are written for files, but a library may still emit colour codes or carriage returns
+    return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _finish(store: Store, job_id: int, status: str, *, error: str | None = None, only_active: bool = False) -> None:
+    sql = "UPDATE jobs SET status = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?"
+    if only_active:
+        sql += " AND status IN ('queued', 'running')"
+    store.db.execute(sql, [status, error, now(), job_id])
+    store.db.conn.commit()
+
+
+def _age_s(stamp: str | None) -> float:
+    import datetime as dt
+
+    try:
+        created = dt.datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return float("inf")
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.timezone.utc)
+    return (dt.datetime.now(dt.timezone.utc) - created).total_seconds()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is still an automem process (not dead, not a zombie, not a reused pid)."""
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process: the pid was reused
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():
+        return True  # no /proc (macOS): the signal check is all we have
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and b"automem" in cmdline
+
+
+# -- child side -------------------------------------------------------------------------------
+_current: dict[str, Any] = {}  # "id" and "store" while this process runs as a job
+_progress_lock = threading.Lock()
+
+
+def report_progress(done: int, total: int, info: str = "") -> None:
+    """Record progress on this process's job row; a no-op outside a job (one dict lookup)."""
+    job_id = _current.get("id")
+    if job_id is None:
+        return
+    import sqlite3
+
+    try:
+        with _progress_lock:
+            _current["store"].db["jobs"].update(
+                job_id, {"progress_done": done, "progress_total": total, "progress_info": info}
+            )
+    except sqlite3.Error:
+        pass  # progress is for display: never fail the work because of it
+
+
+def run_as_job(entry: Callable[[], object]) -> NoReturn:
+    """Run the CLI ``entry`` as job $AUTOMEM_JOB_ID: mark it running, record how it ended, exit.
+
+    SIGTERM becomes KeyboardInterrupt, the path Ctrl+C takes, so commands stop the way they do at
+    a terminal (eval marks its run and episodes interrupted) and the store stays consistent.
+    """
+    job_id = int(os.environ.pop(JOB_ENV))  # popped: automem processes this one starts are not the job
+    store = Store(default_db_path())  # $AUTOMEM_DB, which start_job set
+    try:
+        log_path = get_job(store, job_id).log_path
+    except JobError:
+        store.close()
+        _exit_with(entry)
+    state = {"cancelled": False, "in_entry": False}
+
+    def on_term(signum: int, frame: object) -> None:
+        if state["cancelled"]:
+            return  # a second SIGTERM: let the first one's clean-up finish
+        state["cancelled"] = True
+        if state["in_entry"]:
+            _interrupt_worker_threads()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    _current.update(id=job_id, store=store)
+    store.db["jobs"].update(job_id, {"status": "running", "pid": os.getpid(), "started_at": now()})
+    code = 0
+    try:
+        try:
+            state["in_entry"] = True
+            if state["cancelled"]:  # SIGTERM before the command began
+                raise KeyboardInterrupt
+            entry()
+        finally:
+            state["in_entry"] = False
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # an unexpected crash still ends as a recorded failure
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    if state["cancelled"]:
+        _join_threads(timeout_s=60.0)  # interrupted episode threads record their status first
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if state["cancelled"] and code != 0:
+        status, error = "cancelled", None
+    elif code == 0:
+        status, error = "finished", None
+    else:
+        status, error = "failed", _last_line(log_path) or f"exit code {code}"
+    with _progress_lock:
+        store.db["jobs"].update(job_id, {"status": status, "exit_code": code, "error": error, "finished_at": now()})
+    _current.clear()
+    store.close()
+    sys.exit(code)
+
+
+def _exit_with(entry: Callable[[], object]) -> NoReturn:
+    entry()
+    sys.exit(0)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _interrupt_worker_threads() -> None:
+    # KeyboardInterrupt reaches the main thread only; eval plays episodes in executor threads that
+    # would otherwise finish their whole episode first. An asynchronous exception stops them at
+    # their next bytecode, where the episode runner records the episode as interrupted.
+    for thread in threading.enumerate():
+        if thread.ident is not None and thread.name.startswith("ThreadPoolExecutor"):
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
+            )
+
+
+def _join_threads(timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _last_line(log_path: str | None) -> str | None:
+    if not log_path:
+        return None
+    text, _ = read_log_file(Path(log_path), tail_bytes=4096)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+# -- what the front ends start ----------------------------------------------------------------
+def eval_job_argv(
+    *,
+    game: str,
+    seeds: str,
+    tasks: str = "",
+    episodes_per_task: str = "",
+    max_steps: str = "20",
+    workers: str = "1",
+    structure: str = "",
+    engine: str = "llamacpp",
+    run_name: str = "",
+    db: Path | None = None,
+) -> list[str]:
+    """Check a form's fields (as typed) and build the ``eval`` arguments; JobError says what is wrong."""
+    from automem.engines import EngineError, engine_names, resolve_engine_spec, split_spec
+    from automem.games import GameError, get_game_class
+    from automem.memory.structure import StructureError, resolve_structure
+    from automem.runs.run import check_structure_fits
+    from automem.runs.seeds import SeedError, parse_seeds
+
+    try:
+        get_game_class(game)
+        parse_seeds(seeds)
+        if structure.strip():
+            check_structure_fits(resolve_structure(structure.strip()), game)
+        spec, _ = resolve_engine_spec(engine.strip() or "llamacpp")
+        if split_spec(spec)[0] not in engine_names():
+            raise EngineError(f"unknown engine {engine!r}; known: {', '.join(engine_names())}")
+    except (GameError, SeedError, StructureError, EngineError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    argv = ["eval", game, "--seeds", seeds.strip()]
+    if tasks.strip():
+        argv += ["--tasks", tasks.strip()]
+    for flag, text, label, required in (
+        ("--episodes-per-task", episodes_per_task, "episodes per task", False),
+        ("--max-steps", max_steps, "max steps", True),
+        ("--workers", workers, "workers", True),
+    ):
+        if not text.strip() and not required:
+            continue
+        if not text.strip().isdigit() or int(text) < 1:
+            raise JobError(f"{label} must be a whole number of at least 1, not {text.strip()!r}")
+        argv += [flag, str(int(text))]
+    if structure.strip():
+        argv += ["--structure", structure.strip()]
+    argv += ["--engine", engine.strip() or "llamacpp"]
+    if run_name.strip():
+        argv += ["--run-name", run_name.strip()]
+    if db is not None:
+        argv += ["--db", str(db)]
+    return argv

@@ -1,0 +1,223 @@
+"""Replay: pick a stored episode, then move through it step by step exactly as it was recorded."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label
+
+from automem.runs.replay import EpisodeReplay, ReplayError, list_episodes
+from automem.tui.context import TuiContext
+from automem.tui.widgets.actions_pane import replay_lines
+from automem.tui.widgets.panes import EpisodePanes
+from automem.tui.widgets.status_bar import StatusBar
+
+
+class JumpDialog(ModalScreen[int | None]):
+    """Ask for a step number."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    JumpDialog { align: center middle; }
+    JumpDialog > Vertical { width: 40; height: auto; border: thick $accent; padding: 1 2; background: $surface; }
+    """
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Jump to step (0-{self.last})")
+            yield Input(placeholder="step", type="integer", id="jump-input")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        try:
+            value = int(event.value)
+        except ValueError:
+            self.notify("a step number, please", severity="error")
+            return
+        self.dismiss(max(0, min(self.last, value)))
+
+
+class ReplayScreen(Screen[None]):
+    BINDINGS = [
+        Binding("left", "move(-1)", "Prev", id="replay-prev"),
+        Binding("right", "move(1)", "Next", id="replay-next"),
+        Binding("pageup", "move(-10)", "-10", show=False, id="replay-back10"),
+        Binding("pagedown", "move(10)", "+10", show=False, id="replay-fwd10"),
+        Binding("home", "go(0)", "First", show=False, id="replay-first"),
+        Binding("end", "go(-1)", "Last", show=False, id="replay-last"),
+        Binding("g", "jump", "Jump", id="replay-jump", tooltip="Jump to a step number"),
+        Binding("w", "next_write", "Next write", id="replay-next-write"),
+        Binding("W", "previous_write", "Prev write", show=False, id="replay-prev-write"),
+        Binding("a", "next_achievement", "Next ★", id="replay-next-achievement"),
+        Binding("r", "raw", "Raw output", id="replay-raw", tooltip="Show the model's raw output"),
+        Binding("escape", "episodes", "Episodes", id="replay-episodes"),
+        Binding("f5", "reload", "Reload", show=False, id="replay-reload"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.replay: EpisodeReplay | None = None
+        self.index = 0
+
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial="episodes", id="replay-switcher"):
+            table: DataTable[str] = DataTable(id="episodes", cursor_type="row", zebra_stripes=True)
+            yield table
+            with Vertical(id="episode"):
+                yield EpisodePanes(id="replay-panes")
+        yield StatusBar(id="replay-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#episodes", DataTable)
+        for label in (
+            "id",
+            "run",
+            "game",
+            "task",
+            "structure",
+            "engine",
+            "seed",
+            "steps",
+            "progress",
+            "status",
+            "date",
+        ):
+            table.add_column(label, key=label)
+        self.action_reload()
+        episode = self.ctx.extra.get("episode")
+        if isinstance(episode, int):
+            self.open_episode(episode)
+
+    # -- the episode list ------------------------------------------------------------------
+    def action_reload(self) -> None:
+        table = self.query_one("#episodes", DataTable)
+        table.clear()
+        for e in list_episodes(self.ctx.store):
+            table.add_row(
+                str(e["id"]), e["run"], e["game"], e["task"], e["structure"] or (e["structure_id"] or "")[:8],
+                e["model"] if e["engine"] == "llamacpp" else e["engine"], str(e["seed"]), str(e["steps"]),
+                f"{e['progression']:.1f}%", e["status"], (e["started_at"] or "")[:16].replace("T", " "),
+                key=str(e["id"]),
+            )  # fmt: skip
+        self.query_one(StatusBar).update(Text(f"{table.row_count} episodes in {self.ctx.store.path.name}", style="dim"))
+
+    @on(DataTable.RowSelected, "#episodes")
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.open_episode(int(event.row_key.value))
+
+    def open_episode(self, episode_id: int) -> None:
+        try:
+            replay = EpisodeReplay(self.ctx.store, episode_id)
+        except ReplayError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if not len(replay):
+            self.notify(f"episode {episode_id} has no recorded steps", severity="warning")
+            return
+        self.replay = replay
+        self.query_one(ContentSwitcher).current = "episode"
+        self.show_step(0)
+        self.query_one("#actions-pane").focus()
+
+    def action_episodes(self) -> None:
+        self.replay = None
+        self.query_one(ContentSwitcher).current = "episodes"
+        self.action_reload()
+        self.query_one("#episodes").focus()
+
+    # -- one step ------------------------------------------------------------------------
+    def show_step(self, index: int) -> None:
+        replay = self.replay
+        if replay is None:
+            return
+        self.index = index = max(0, min(len(replay) - 1, index))
+        step = replay.step(index)
+        panes = self.query_one(EpisodePanes)
+        panes.game.show(step.frame)
+        panes.show_observation(step.observation)
+        diffs: dict[str, str] = {}
+        for op in step.ops:
+            if op.is_write and op.diff:
+                diffs[op.path] = diffs.get(op.path, "") + op.diff
+        writes = [op.path for op in step.ops if op.is_write]
+        panes.memory.show(
+            replay.memory(index),
+            before=replay.memory(index - 1) if index else dict(replay._seed),
+            diffs=diffs,
+            focus=writes[-1] if writes else None,
+        )
+        panes.actions.replace(replay_lines(step))
+        e = replay.episode
+        self.query_one(StatusBar).set(
+            game=e["game"],
+            task=e["task"],
+            seed=e["seed"],
+            step=index,
+            reward=replay.total_reward(index),
+            progression=step.progression,
+            achievements=len(step.achievements),
+            structure=self._structure_name(e["structure_id"]),
+            engine=e["model"] or e["engine"],
+            tokens_per_s=(step.input_tokens - step.cached_tokens + step.output_tokens) / step.model_s
+            if step.model_s
+            else None,
+            cache_share=step.cached_tokens / step.input_tokens if step.input_tokens else None,
+            state=f"episode {e['id']} · {index}/{len(replay) - 1}",
+        )
+
+    def _structure_name(self, structure_id: str) -> str:
+        row = self.ctx.store.db.execute("SELECT name FROM structures WHERE id = ?", [structure_id]).fetchone()
+        return row[0] if row else structure_id[:8]
+
+    def _go_if(self, target: int | None, what: str) -> None:
+        if target is None:
+            self.notify(f"no {what} after step {self.index}", severity="warning", timeout=2)
+        else:
+            self.show_step(target)
+
+    def action_move(self, delta: int) -> None:
+        self.show_step(self.index + delta)
+
+    def action_go(self, index: int) -> None:
+        if self.replay is not None:
+            self.show_step(index if index >= 0 else len(self.replay) - 1)
+
+    def action_jump(self) -> None:
+        if self.replay is not None:
+            self.app.push_screen(JumpDialog(len(self.replay) - 1), lambda v: v is not None and self.show_step(v))
+
+    def action_next_write(self) -> None:
+        if self.replay is not None:
+            self._go_if(self.replay.next_write(self.index), "memory write")
+
+    def action_previous_write(self) -> None:
+        if self.replay is not None:
+            target = self.replay.previous_write(self.index)
+            self._go_if(target, "memory write") if target is not None else self.notify("no earlier write", timeout=2)
+
+    def action_next_achievement(self) -> None:
+        if self.replay is not None:
+            self._go_if(self.replay.next_achievement(self.index), "achievement")
+
+    def action_raw(self) -> None:
+        self.query_one(EpisodePanes).actions.toggle_raw()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # stepping keys only mean something with an episode open
+        if action in ("move", "go", "jump", "next_write", "previous_write", "next_achievement", "raw", "episodes"):
+            return self.replay is not None
+        return True
+
+
+SCREEN = ReplayScreen

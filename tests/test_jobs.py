@@ -1,0 +1,185 @@
+"""Background jobs: real `automem eval` subprocesses that finish, get cancelled, get killed; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from automem import jobs
+from automem.cli import app
+from automem.jobs import Job, JobError, cancel_job, eval_job_argv, get_job, list_jobs, read_log, start_job
+from automem.store.db import Store
+
+runner = CliRunner()
+
+
+def _eval_argv(tmp_path: Path, name: str, steps: int) -> list[str]:
+    return ["eval", "crafter", "--seeds", "0", "--max-steps", str(steps), "--engine", "llamacpp",
+            "--run-name", name, "--db", str(tmp_path / "automem.db"), "--out", str(tmp_path / name)]  # fmt: skip
+
+
+def _wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _job(store: Store, job_id: int) -> Job:
+    (job,) = [j for j in list_jobs(store) if j.id == job_id]  # through list_jobs: reconciles too
+    return job
+
+
+@pytest.mark.model
+def test_eval_job_finishes_with_progress_log_and_run(store: Store, tmp_path: Path) -> None:
+    job_id = start_job(store, "eval", _eval_argv(tmp_path, "done", 2), "two steps")
+    assert get_job(store, job_id).status == "running" and get_job(store, job_id).pid
+    _wait(lambda: not _job(store, job_id).active, 180, "the job to end")
+    job = get_job(store, job_id)
+    log = read_log(store, job_id)
+    assert job.status == "finished", log
+    assert (job.progress_done, job.progress_total, job.exit_code) == (1, 1, 0)
+    assert job.started_at and job.finished_at and job.error is None
+    assert log.startswith("$ automem eval crafter") and "wrote" in log
+    assert Path(job.log_path or "") == tmp_path / "jobs" / f"{job_id}.log"
+    run = store.run_by_name("done")
+    assert run is not None and run["status"] == "finished"
+    (episode,) = store.episodes(run["id"])
+    assert episode["status"] == "finished" and episode["steps"] == 2
+
+
+@pytest.mark.model
+def test_cancel_stops_the_job_and_interrupts_its_episode(store: Store, tmp_path: Path) -> None:
+    job_id = start_job(store, "eval", _eval_argv(tmp_path, "stopped", 50), "fifty steps")
+    steps = "SELECT count(*) FROM steps"
+    _wait(lambda: store.db.execute(steps).fetchone()[0] >= 1 or not _job(store, job_id).active, 180, "a step")
+    job = cancel_job(store, job_id, wait_s=60)
+    assert job.status == "cancelled", read_log(store, job_id)
+    assert job.exit_code == 130 and job.finished_at  # written by the child on its way out
+    run = store.run_by_name("stopped")
+    assert run is not None and run["status"] == "interrupted"
+    (episode,) = store.episodes(run["id"])
+    assert episode["status"] == "interrupted" and 1 <= episode["steps"] < 50
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with pytest.raises(JobError, match="not running"):
+        cancel_job(store, job_id)
+
+
+def test_killed_job_shows_as_lost(store: Store, tmp_path: Path) -> None:
+    job_id = start_job(store, "eval", _eval_argv(tmp_path, "killed", 50), "killed")
+    _wait(lambda: get_job(store, job_id).started_at is not None, 60, "the child to start")
+    os.killpg(get_job(store, job_id).pid or 0, signal.SIGKILL)
+    _wait(lambda: _job(store, job_id).status != "running", 10, "reconciling")
+    job = get_job(store, job_id)
+    assert job.status == "lost" and job.finished_at and "without recording" in (job.error or "")
+
+
+def test_failing_command_records_the_error_line(store: Store, tmp_path: Path) -> None:
+    job_id = start_job(store, "eval", ["eval", "chess", "--db", str(store.path)], "no such game")
+    _wait(lambda: not _job(store, job_id).active, 60, "the job to fail")
+    job = get_job(store, job_id)
+    assert job.status == "failed" and job.exit_code == 2
+    assert job.error is not None and job.error.startswith("error: unknown game 'chess'")
+
+
+def test_reconcile_marks_dead_reused_and_stale_pids_lost(store: Store) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # alive, but not automem
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        rows = [
+            {"pid": other.pid, "status": "running", "created_at": "2026-01-01T00:00:00+00:00"},
+            {"pid": dead.pid, "status": "running", "created_at": "2026-01-01T00:00:00+00:00"},
+            {"pid": None, "status": "queued", "created_at": "2026-01-01T00:00:00+00:00"},  # never launched
+            {"pid": None, "status": "queued", "created_at": jobs.now()},  # being launched right now
+            {"pid": os.getpid(), "status": "finished", "created_at": "2026-01-01T00:00:00+00:00"},
+        ]
+        for row in rows:
+            store.db["jobs"].insert({"kind": "eval", "title": "t", "argv": "[]", **row})
+        assert [j.status for j in list_jobs(store)] == ["lost", "lost", "lost", "queued", "finished"]
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_run_as_job_records_progress_and_the_outcome(store: Store, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    jobs.report_progress(1, 2, "outside a job")  # a no-op: nothing to write to
+    log = tmp_path / "jobs" / "x.log"
+    log.parent.mkdir()
+    log.write_text("starting\nerror: the last line\n")
+    ids = [int(store.db["jobs"].insert({"kind": "eval", "status": "running", "log_path": str(log)}).last_pk)
+           for _ in range(2)]  # fmt: skip
+    monkeypatch.setenv("AUTOMEM_DB", str(store.path))
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def works() -> None:
+        jobs.report_progress(1, 2, "half")
+
+    def fails() -> None:
+        raise SystemExit(2)
+
+    try:
+        for job_id, entry, code in ((ids[0], works, 0), (ids[1], fails, 2)):
+            monkeypatch.setenv(jobs.JOB_ENV, str(job_id))
+            with pytest.raises(SystemExit) as exited:
+                jobs.run_as_job(entry)
+            assert exited.value.code == code
+            assert jobs.JOB_ENV not in os.environ  # automem processes the job starts are not the job
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    done, failed = get_job(store, ids[0]), get_job(store, ids[1])
+    assert (done.status, done.progress_done, done.progress_total, done.progress_info) == ("finished", 1, 2, "half")
+    assert done.pid == os.getpid() and done.started_at and done.finished_at
+    assert (failed.status, failed.exit_code, failed.error) == ("failed", 2, "error: the last line")
+    jobs.report_progress(2, 2, "after the job")  # no-op again
+    assert get_job(store, ids[0]).progress_done == 1
+
+
+def test_eval_job_argv_checks_fields_like_the_cli() -> None:
+    argv = eval_job_argv(game="crafter", seeds="42-43", tasks=" ", max_steps="20", workers="2", run_name="r")
+    assert argv == ["eval", "crafter", "--seeds", "42-43", "--max-steps", "20", "--workers", "2",
+                    "--engine", "llamacpp", "--run-name", "r"]  # fmt: skip
+    for fields, needle in [
+        ({"seeds": "4x-2"}, "bad seed"),
+        ({"seeds": "1", "workers": "0"}, "workers must be"),
+        ({"seeds": "1", "episodes_per_task": "two"}, "episodes per task"),
+        ({"seeds": "1", "engine": "gpt:x"}, "unknown engine"),
+        ({"seeds": "1", "structure": "nethack-v0"}, "not crafter"),
+        ({"seeds": "1", "game": "chess"}, "unknown game"),
+    ]:
+        with pytest.raises(JobError, match=needle):
+            eval_job_argv(**{"game": "crafter", **fields})
+
+
+def test_cli_list_log_cancel(store: Store) -> None:
+    db = ["--db", str(store.path)]
+    empty = runner.invoke(app, ["jobs", "list", "--json", *db])
+    assert empty.exit_code == 0 and json.loads(empty.output) == []
+    log = store.path.parent / "1.log"
+    log.write_text("one\ntwo\nthree\n")
+    row = {"kind": "eval", "title": "t", "argv": '["eval", "crafter"]', "status": "finished", "progress_done": 1,
+           "progress_total": 2, "log_path": str(log), "created_at": "x"}  # fmt: skip
+    store.db["jobs"].insert(row)
+    listed = runner.invoke(app, ["jobs", "list", "--json", *db])
+    assert listed.exit_code == 0 and json.loads(listed.output)[0]["argv"] == ["eval", "crafter"]
+    table = runner.invoke(app, ["jobs", "list", *db])
+    assert table.exit_code == 0 and "finished" in table.output and "1/2" in table.output
+    tail = runner.invoke(app, ["jobs", "log", "1", "--tail", "2", *db])
+    assert tail.exit_code == 0 and tail.output == "two\nthree\n"
+    for args, needle in [
+        (["jobs", "log", "9"], "no job 9"),
+        (["jobs", "cancel", "9"], "no job 9"),
+        (["jobs", "cancel", "1"], "not running (it is finished)"),
+        (["jobs", "cancel", "x"], "integer"),
+    ]:
+        result = runner.invoke(app, [*args, *db])
+        assert result.exit_code == 2 and needle in result.output, result.output

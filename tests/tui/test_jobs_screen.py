@@ -1,0 +1,152 @@
+"""The jobs screen: start an evaluation job from the form, see it run, cancel it; a snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Log
+
+from automem import jobs
+from automem.store.db import Store
+from automem.tui.app import AutomemApp
+from automem.tui.context import TuiContext
+from automem.tui.screens.jobs import JobsScreen
+from automem.tui.widgets.job_form import EvalJobForm
+
+SIZE = (160, 48)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the async tests run on anyio's pytest plugin (no pytest-asyncio here)
+
+
+def _app(tmp_path: Path) -> tuple[AutomemApp, TuiContext]:
+    ctx = TuiContext(store=Store(tmp_path / "a.db"), game="crafter")
+    return AutomemApp(ctx, mode="jobs"), ctx
+
+
+def _rows(store: Store) -> list[dict]:
+    return list(store.db.execute("SELECT id, status, argv FROM jobs").fetchall())
+
+
+async def _until(pilot, check, timeout_s: float, step_s: float = 0.2) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(step_s)
+        await pilot.pause()
+
+
+@pytest.mark.anyio
+async def test_start_from_the_form_then_cancel(tmp_path: Path) -> None:
+    app, ctx = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, EvalJobForm)
+        assert form.value("job-seeds") == "42-43" and form.value("job-engine") == "llamacpp"
+        # typed as a person would: a bad seed list is refused inside the form
+        form.query_one("#job-seeds").value = ""
+        await pilot.click("#job-seeds")
+        await pilot.press(*"4x-2", "enter")
+        assert app.screen is form
+        assert "bad seed" in str(form.query_one("#job-form-error").render())
+        assert _rows(ctx.store) == []
+
+        form.query_one("#job-seeds").value = "0"
+        form.query_one("#job-max-steps").value = "50"
+        form.query_one("#job-run-name").value = "from-the-tui"
+        await pilot.click("#job-start")
+        await pilot.pause()
+        assert app.screen is screen
+
+        await _until(pilot, lambda: any(j.status == "running" for j in screen.jobs.values()), 30)
+        (job,) = screen.jobs.values()
+        assert job.argv[:2] == ["eval", "crafter"] and "--run-name" in job.argv and job.title == "from-the-tui"
+        assert screen.selected == job.id and screen.table.row_count == 1
+        assert str(screen.table.get_cell(str(job.id), "status")) == "running"
+        log = screen.query_one("#job-log", Log)
+        await _until(pilot, lambda: any(line.startswith("$ automem eval crafter") for line in log.lines), 10)
+
+        await pilot.press("c")
+        await _until(pilot, lambda: jobs.get_job(ctx.store, job.id).status == "cancelled", 60)
+        await _until(pilot, lambda: str(screen.table.get_cell(str(job.id), "status")) == "cancelled", 5)
+    row = ctx.store.db["jobs"].get(job.id)
+    assert row["status"] == "cancelled" and json.loads(row["argv"])[0] == "eval"
+    ctx.store.close()
+
+
+@pytest.mark.anyio
+async def test_cancel_without_a_running_job_only_warns(tmp_path: Path) -> None:
+    app, ctx = _app(tmp_path)
+    _fixture_jobs(ctx.store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await pilot.pause()
+        assert screen.selected == 4  # the newest job is selected on open
+        screen.select(1)  # finished
+        await pilot.press("c")
+        await pilot.pause()
+        assert ctx.store.db["jobs"].get(1)["status"] == "finished"
+    ctx.store.close()
+
+
+# -- snapshot -------------------------------------------------------------------------------------
+FIXTURE_LOG = """$ automem eval crafter --seeds 42-45 --max-steps 20 --run-name nightly
+run nightly (id 1): 4 episodes to play, 0 already finished, 0 restarted
+episodes ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 2/4 last: default seed 43 9.1% 0:01:12
+"""
+
+
+def _fixture_jobs(store: Store, tmp_path: Path) -> None:
+    """Four jobs as a restarted TUI finds them: fixed times, one running (pid 4242, kept alive below)."""
+    log = tmp_path / "jobs" / "4.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(FIXTURE_LOG, encoding="utf-8")
+    base = {"kind": "eval", "progress_info": "", "error": None, "exit_code": None, "log_path": None}
+    rows = [
+        dict(base, id=1, title="crafter crafter-v0 seeds 42-43", status="finished", progress_done=2,
+             progress_total=2, progress_info="last: default seed 43 4.5%", exit_code=0, pid=101,
+             argv=["eval", "crafter", "--seeds", "42-43"]),
+        dict(base, id=2, title="minihack none seeds 0", status="failed", progress_done=0, progress_total=1,
+             exit_code=2, error="error: unknown engine 'gpt'", pid=102, argv=["eval", "minihack", "--seeds", "0"]),
+        dict(base, id=3, title="nethack default seeds 1-9", status="cancelled", progress_done=3, progress_total=9,
+             exit_code=130, pid=103, argv=["eval", "nethack", "--seeds", "1-9"]),
+        dict(base, id=4, title="nightly", status="running", progress_done=2, progress_total=4,
+             progress_info="last: default seed 43 9.1%", pid=4242, log_path=str(log),
+             argv=["eval", "crafter", "--seeds", "42-45", "--max-steps", "20", "--run-name", "nightly"]),
+    ]  # fmt: skip
+    for i, row in enumerate(rows):
+        row["argv"] = json.dumps(row["argv"])
+        row["created_at"] = f"2026-01-0{i + 1}T10:00:00.000+00:00"
+        row["started_at"] = f"2026-01-0{i + 1}T10:00:01.000+00:00"
+        row["finished_at"] = None if row["status"] == "running" else f"2026-01-0{i + 1}T11:00:00.000+00:00"
+        store.db["jobs"].insert(row)
+
+
+@pytest.fixture
+def pid_4242_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the running fixture job has no process: reconciling would mark it lost
+    monkeypatch.setattr(jobs, "_alive", lambda pid: pid == 4242)
+
+
+def test_snapshot(tmp_path: Path, snap_compare, pid_4242_alive) -> None:  # type: ignore[no-untyped-def]
+    app, ctx = _app(tmp_path)
+    _fixture_jobs(ctx.store, tmp_path)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await _until(pilot, lambda: screen.selected == 4 and len(screen.query_one("#job-log", Log).lines) >= 3, 10)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
