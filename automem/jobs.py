@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -85,8 +85,6 @@ class Job:
         return "automem " + shlex.join(self.argv)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -171,32 +169,48 @@ def reconcile(store: Store) -> None:
 
 
 def cancel_job(store: Store, job_id: int, *, wait_s: float = 10.0) -> Job:
-    """SIGTERM to the job's process group; the child records ``cancelled`` on its way out.
+    """Stop a job: SIGTERM to its process, which stops like Ctrl+C and records ``cancelled``.
 
-    Waits up to ``wait_s`` for that; a child that is gone without recording it (killed before its
-    handler was installed, or already dead) is marked cancelled here. Returns the job as it stands.
+    The job relays an interrupt to its worker processes itself, so they record their episodes as
+    interrupted; a job still running after ``wait_s`` gets SIGTERM on its whole process group. A
+    child that is gone without recording anything (killed before its handler was installed, or
+    already dead) is marked cancelled here. Returns the job as it stands.
     """
     job = get_job(store, job_id)
     if not job.active:
         raise JobError(f"job {job_id} is not running (it is {job.status})")
-    if job.pid is None or not _alive(job.pid):
+    pid = job.pid
+    if pid is None or not _alive(pid):
         _finish(store, job_id, "cancelled", only_active=True)
         return get_job(store, job_id)
-    try:
-        os.killpg(job.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    except PermissionError:  # not a group leader we own: signal the process alone
-        os.kill(job.pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        job = get_job(store, job_id)
-        if not job.active or job.pid is None or not _alive(job.pid):
-            break
-        time.sleep(0.1)
-    if job.pid is not None and not _alive(job.pid):
+    _signal(pid, group=False)
+    if not _wait_ended(store, job_id, pid, wait_s):
+        _signal(pid, group=True)  # a stuck job: its workers go too, the leader's handler ignores a repeat
+        _wait_ended(store, job_id, pid, 5.0)
+    if not _alive(pid):
         _finish(store, job_id, "cancelled", only_active=True)
     return get_job(store, job_id)
+
+
+def _signal(pid: int, *, group: bool) -> None:
+    try:
+        if group and os.getpgid(pid) == pid:  # start_job made it a session (and group) leader
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_ended(store: Store, job_id: int, pid: int, wait_s: float) -> bool:
+    """Whether the job recorded a final status or its process ended within ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        if not get_job(store, job_id).active or not _alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def progress_text(done: int, total: int, width: int = 10) -> str:
@@ -332,10 +346,14 @@ def run_as_job(entry: Callable[[], object]) -> NoReturn:
             return  # a second SIGTERM: let the first one's clean-up finish
         state["cancelled"] = True
         if state["in_entry"]:
+            _interrupt_worker_processes()
             _interrupt_worker_threads()
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl+C semantics even when started with SIGINT ignored; worker processes started from here
+    # then get Python's KeyboardInterrupt for SIGINT too (see _interrupt_worker_processes)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _current.update(id=job_id, store=store)
     store.db["jobs"].update(job_id, {"status": "running", "pid": os.getpid(), "started_at": now()})
     code = 0
@@ -385,6 +403,16 @@ def _exit_code(exc: SystemExit) -> int:
         return exc.code
     print(exc.code, file=sys.stderr)
     return 1
+
+
+def _interrupt_worker_processes() -> None:
+    # what a terminal's Ctrl+C does: SIGINT to the whole process group, so eval's worker processes
+    # record their episodes as interrupted instead of dying mid-episode; the leader (this process)
+    # ignores it, it is already stopping
+    if os.getpgrp() != os.getpid():
+        return  # not started by start_job: the group may hold processes that are not ours
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.killpg(os.getpid(), signal.SIGINT)
 
 
 def _interrupt_worker_threads() -> None:

@@ -22,6 +22,16 @@ from automem.store.db import Store
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_jobs():  # type: ignore[no-untyped-def]
+    """A failed assertion must not leave a 50-step evaluation running after the test."""
+    yield
+    for pid, proc in list(jobs._children.items()):
+        if proc.poll() is None:
+            os.killpg(pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _eval_argv(tmp_path: Path, name: str, steps: int) -> list[str]:
     return ["eval", "crafter", "--seeds", "0", "--max-steps", str(steps), "--engine", "llamacpp",
             "--run-name", name, "--db", str(tmp_path / "automem.db"), "--out", str(tmp_path / name)]  # fmt: skip
@@ -119,7 +129,7 @@ def test_run_as_job_records_progress_and_the_outcome(store: Store, tmp_path: Pat
     ids = [int(store.db["jobs"].insert({"kind": "eval", "status": "running", "log_path": str(log)}).last_pk)
            for _ in range(2)]  # fmt: skip
     monkeypatch.setenv("AUTOMEM_DB", str(store.path))
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def works() -> None:
         jobs.report_progress(1, 2, "half")
@@ -135,7 +145,8 @@ def test_run_as_job_records_progress_and_the_outcome(store: Store, tmp_path: Pat
             assert exited.value.code == code
             assert jobs.JOB_ENV not in os.environ  # automem processes the job starts are not the job
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     done, failed = get_job(store, ids[0]), get_job(store, ids[1])
     assert (done.status, done.progress_done, done.progress_total, done.progress_info) == ("finished", 1, 2, "half")
     assert done.pid == os.getpid() and done.started_at and done.finished_at

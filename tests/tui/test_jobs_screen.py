@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Log
+from textual.widgets import Input, Log
 
 from automem import jobs
 from automem.store.db import Store
@@ -18,6 +20,16 @@ from automem.tui.screens.jobs import JobsScreen
 from automem.tui.widgets.job_form import EvalJobForm
 
 SIZE = (160, 48)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_jobs():  # type: ignore[no-untyped-def]
+    """A failed assertion must not leave a 50-step evaluation running after the test."""
+    yield
+    for pid, proc in list(jobs._children.items()):
+        if proc.poll() is None:
+            os.killpg(pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture
@@ -147,6 +159,20 @@ def test_snapshot(tmp_path: Path, snap_compare, pid_4242_alive) -> None:  # type
         assert isinstance(screen, JobsScreen)
         await _until(pilot, lambda: screen.selected == 4 and len(screen.query_one("#job-log", Log).lines) >= 3, 10)
         await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_of_the_form_with_an_error(tmp_path: Path, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app, _ = _app(tmp_path)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, EvalJobForm)
+        form.query_one("#job-workers", Input).value = "0"
+        await pilot.click("#job-start")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -74,20 +74,19 @@ class NewEpisodeDialog(ModalScreen[dict[str, Any] | None]):
         engine = self.query_one("#new-engine", Input).value.strip() or "llamacpp"
         error = self.query_one("#dialog-error", Label)
         try:
+            seed = int(seed_text)
+        except ValueError:
+            error.update(f"seed must be a whole number, not {seed_text!r}")
+            return
+        try:
             cls = get_game_class(game)
             if task and cls.tasks and task not in cls.tasks and game != "minihack":
                 raise GameError(f"unknown task {task!r} for {game}; tasks: {', '.join(cls.tasks)}")
-            seed = int(seed_text)
             structure = None
             current = self.ctx.structure
             if spec and not (current is not None and spec == current.name):
                 structure = resolve_structure(spec)
                 check_structure_fits(structure, game)
-            elif current is not None and current.game not in (None, game):
-                structure = None  # the next episode falls back to the game's default
-        except ValueError:
-            error.update(f"seed must be a whole number, not {seed_text!r}")
-            return
         except (GameError, StructureError) as exc:
             error.update(str(exc))
             return

@@ -51,7 +51,7 @@ class StatusBar(Static):
             (f"progress {s.progression:.1f}%", "bold green" if s.progression else ""),
             (f"★ {s.achievements}", "green"),
             (s.structure, "cyan"),
-            (s.engine, "magenta"),
+            (s.engine if len(s.engine) <= 32 else s.engine[:31] + "…", "magenta"),
             (f"{s.tokens_per_s:.0f} tok/s" if s.tokens_per_s is not None else "", ""),
             (f"cache {s.cache_share:.0%}" if s.cache_share is not None else "", ""),
             (s.state, "bold yellow"),
