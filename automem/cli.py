@@ -613,9 +613,10 @@ def jobs_log(
 def main() -> None:
     import os
 
-    from automem.jobs import JOB_ENV, run_as_job
+    # automem.jobs.JOB_ENV, spelled out: importing automem.jobs loads the store, which `--help` skips
+    if os.environ.get("AUTOMEM_JOB_ID"):
+        from automem.jobs import run_as_job
 
-    if os.environ.get(JOB_ENV):
         # started by `start_job`: the same command, but its row records status, progress and exit
         run_as_job(app)
     app()

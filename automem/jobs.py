@@ -8,7 +8,6 @@ started it and any later front end shows it again.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -346,8 +345,8 @@ def run_as_job(entry: Callable[[], object]) -> NoReturn:
             return  # a second SIGTERM: let the first one's clean-up finish
         state["cancelled"] = True
         if state["in_entry"]:
+            # eval's episode threads stop at their next step on KeyboardInterrupt (runs.eval)
             _interrupt_worker_processes()
-            _interrupt_worker_threads()
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
@@ -413,17 +412,6 @@ def _interrupt_worker_processes() -> None:
         return  # not started by start_job: the group may hold processes that are not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.killpg(os.getpid(), signal.SIGINT)
-
-
-def _interrupt_worker_threads() -> None:
-    # KeyboardInterrupt reaches the main thread only; eval plays episodes in executor threads that
-    # would otherwise finish their whole episode first. An asynchronous exception stops them at
-    # their next bytecode, where the episode runner records the episode as interrupted.
-    for thread in threading.enumerate():
-        if thread.ident is not None and thread.name.startswith("ThreadPoolExecutor"):
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
-            )
 
 
 def _join_threads(timeout_s: float) -> None:

@@ -15,7 +15,6 @@ from automem.memory.syntax import parse_command
 from automem.runs.episode import EpisodeOver, EpisodeRunner
 from automem.runs.replay import EpisodeReplay, ReplayError, list_episodes
 
-
 EPISODES = Path(__file__).parent / "data" / "episodes"
 
 
@@ -114,7 +113,8 @@ def test_stepping_turn_by_turn_take_over_and_human_operations(recorded, store, t
     with pytest.raises(EpisodeOver):
         runner.next_turn()
     rows = store.db.execute(
-        "SELECT step, phase, source, verb, path, ok FROM memory_ops WHERE episode_id = ? ORDER BY id", [summary.episode_id]
+        "SELECT step, phase, source, verb, path, ok FROM memory_ops WHERE episode_id = ? ORDER BY id",
+        [summary.episode_id],
     ).fetchall()
     assert rows[0] == (0, "HUMAN", "human", "append", "strategy.md", 1)
     assert (1, "HUMAN", "human", "write", "progress.md", 1) in rows

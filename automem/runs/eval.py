@@ -213,8 +213,11 @@ def _close_cached_engines() -> None:
         _engine_cache.clear()
 
 
-def play_job(job: EpisodeJob) -> EpisodeSummary:
-    """Play one episode into the job's database (runs in a worker process or thread)."""
+def play_job(job: EpisodeJob, stop: threading.Event | None = None) -> EpisodeSummary:
+    """Play one episode into the job's database (runs in a worker process or thread).
+
+    ``stop`` (thread workers): checked after every step; when set, the episode is recorded as
+    interrupted. Ctrl+C reaches only the main thread, so this is how threads learn of it."""
     engine = _cached_engine(job.engine_spec, job.engine_options)
     memory_engine = (
         _cached_engine(job.memory_engine_spec, job.memory_engine_options) if job.memory_engine_spec else None
@@ -234,7 +237,12 @@ def play_job(job: EpisodeJob) -> EpisodeSummary:
             temperature=job.temperature,
             memory_engine=memory_engine,
         )
-        return runner.run()
+        if stop is None:
+            return runner.run()
+        for _ in runner.steps():
+            if stop.is_set():
+                return runner.close()
+        return runner.summary
     finally:
         game.close()
         store.close()
@@ -361,8 +369,11 @@ def run_eval(
         executor = ThreadPoolExecutor(max_workers=config.workers)
     outcomes = _Outcomes(on_done)
     status = "interrupted"
+    stop = threading.Event() if mode == "thread" else None
     try:
-        futures: dict[Future[EpisodeSummary], EpisodeJob] = {executor.submit(play_job, j): j for j in plan.jobs}
+        futures: dict[Future[EpisodeSummary], EpisodeJob] = {
+            (executor.submit(play_job, j, stop) if stop else executor.submit(play_job, j)): j for j in plan.jobs
+        }
         for fut in as_completed(futures):
             try:
                 summary = fut.result()
@@ -372,6 +383,9 @@ def run_eval(
             outcomes.add(futures[fut], summary, None)
         status = outcomes.status()
     finally:
-        executor.shutdown(wait=status != "interrupted", cancel_futures=True)
+        if stop is not None:
+            stop.set()  # interrupted: episode threads stop after their current step, recorded as interrupted
+        # thread workers are waited for (one step at most); process workers got the SIGINT themselves
+        executor.shutdown(wait=status != "interrupted" or stop is not None, cancel_futures=True)
         store.finish_run(plan.run_id, status)
     return outcomes.summaries

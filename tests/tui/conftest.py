@@ -15,4 +15,3 @@ def tui_store(tmp_path):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the async tests run on anyio's pytest plugin (no pytest-asyncio here)
-

@@ -51,9 +51,9 @@ async def test_pause_step_turn_and_run(tui_store, recorded):
         assert screen.state == "paused"
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.step == 1)
-        assert rows(tui_store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id) == [
-            (0, "sleep", "model")
-        ]
+        assert rows(
+            tui_store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id
+        ) == [(0, "sleep", "model")]
         await pilot.press("full_stop")  # one model turn: step 1's LOG turn, no action yet
         await wait_for(pilot, lambda: screen.driver.turn_budget == 0 and screen.driver.runner.mid_step)
         assert screen.step == 1

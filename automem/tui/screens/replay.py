@@ -46,13 +46,14 @@ class JumpDialog(ModalScreen[int | None]):
 
 
 class ReplayScreen(Screen[None]):
+    # stepping keys take priority over the panes' own scrolling (the focused log would eat home/end)
     BINDINGS = [
-        Binding("left", "move(-1)", "Prev", id="replay-prev"),
-        Binding("right", "move(1)", "Next", id="replay-next"),
-        Binding("pageup", "move(-10)", "-10", show=False, id="replay-back10"),
-        Binding("pagedown", "move(10)", "+10", show=False, id="replay-fwd10"),
-        Binding("home", "go(0)", "First", show=False, id="replay-first"),
-        Binding("end", "go(-1)", "Last", show=False, id="replay-last"),
+        Binding("left", "move(-1)", "Prev", id="replay-prev", priority=True),
+        Binding("right", "move(1)", "Next", id="replay-next", priority=True),
+        Binding("pageup", "move(-10)", "-10", show=False, id="replay-back10", priority=True),
+        Binding("pagedown", "move(10)", "+10", show=False, id="replay-fwd10", priority=True),
+        Binding("home", "go(0)", "First", show=False, id="replay-first", priority=True),
+        Binding("end", "go(-1)", "Last", show=False, id="replay-last", priority=True),
         Binding("g", "jump", "Jump", id="replay-jump", tooltip="Jump to a step number"),
         Binding("w", "next_write", "Next write", id="replay-next-write"),
         Binding("W", "previous_write", "Prev write", show=False, id="replay-prev-write"),

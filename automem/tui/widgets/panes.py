@@ -20,7 +20,7 @@ class EpisodePanes(Horizontal):
     EpisodePanes { height: 1fr; }
     EpisodePanes > .pane { border: round $primary 50%; border-title-color: $text; padding: 0 1; }
     EpisodePanes > .pane:focus-within { border: round $accent; }
-    EpisodePanes > #game-pane { width: auto; min-width: 40; max-width: 45%; }
+    EpisodePanes > #game-pane { width: auto; min-width: 40; max-width: 55%; }
     EpisodePanes > #memory-pane { width: 1fr; }
     EpisodePanes > #actions-pane { width: 1fr; }
     EpisodePanes #observation { height: 1fr; color: $text-muted; margin-top: 1; }
