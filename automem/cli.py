@@ -64,6 +64,20 @@ def _open_store(db: Path | None):  # type: ignore[no-untyped-def]
         fail(str(exc))
 
 
+def _structure(spec: str, db: Path | None):  # type: ignore[no-untyped-def]
+    """A built-in name, a YAML file, or the id (prefix) of a version stored by the structure editor."""
+    from automem.memory.structure import resolve_structure
+    from automem.runs.run import find_structure, looks_like_id
+
+    if not looks_like_id(spec):
+        return resolve_structure(spec)
+    store = _open_store(db)
+    try:
+        return find_structure(spec, store)
+    finally:
+        store.close()
+
+
 @app.callback()
 def _default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
@@ -95,13 +109,13 @@ def play(
 ) -> None:
     """Open the TUI and play: the live game, the memory files and the agent's turns side by side."""
     from automem.games import GameError, get_game_class
-    from automem.memory.structure import StructureError, resolve_structure
+    from automem.memory.structure import StructureError
     from automem.runs.run import check_structure_fits
     from automem.tui.context import TuiContext
 
     try:
         get_game_class(game)
-        chosen = resolve_structure(structure) if structure else None
+        chosen = _structure(structure, db) if structure else None
         if chosen is not None:
             check_structure_fits(chosen, game)
     except (GameError, StructureError) as exc:
@@ -151,7 +165,7 @@ def run(
     """Play episodes headless with memory operations as actions; every step goes to SQLite."""
     from automem.engines import EngineError, build_engine
     from automem.games import GameError, get_game_class, make_game
-    from automem.memory.structure import StructureError, default_structure_for, resolve_structure
+    from automem.memory.structure import StructureError, default_structure_for
     from automem.runs import RunConfig, SeedError, execute_run, parse_seeds
     from automem.runs.report import print_step, summary_rows, summary_table
     from automem.runs.run import check_structure_fits
@@ -161,7 +175,7 @@ def run(
         if len(seeds) == 1 and episodes > 1:
             seeds = list(range(seeds[0], seeds[0] + episodes))
         get_game_class(game)  # unknown game: fail before anything loads
-        chosen = resolve_structure(structure or default_structure_for(game))
+        chosen = _structure(structure or default_structure_for(game), db)
         check_structure_fits(chosen, game)
         the_game = make_game(game, task)
     except (SeedError, GameError, StructureError) as exc:
@@ -262,7 +276,7 @@ def eval_(
     """Evaluate a structure over tasks x seeds, in parallel and resumable, with BALROG-comparable progression."""
     from automem.engines import resolve_engine_spec
     from automem.games import GameError, get_game_class
-    from automem.memory.structure import StructureError, default_structure_for, resolve_structure
+    from automem.memory.structure import StructureError, default_structure_for
     from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval, run_eval_ray
     from automem.runs.metrics import export, summarize
     from automem.runs.report import eval_table
@@ -276,7 +290,7 @@ def eval_(
     try:
         get_game_class(game)
         seed_list = parse_seeds(seeds)
-        chosen = resolve_structure(structure or default_structure_for(game))
+        chosen = _structure(structure or default_structure_for(game), db)
         task_list: list[str | None] = [t.strip() for item in (tasks or []) for t in item.split(",") if t.strip()]
         spec, options = resolve_engine_spec(engine)
         mem_spec, mem_options = resolve_engine_spec(memory_engine) if memory_engine else (None, {})

@@ -64,3 +64,18 @@ def store(tmp_path):
 def recorded():
     """load_episode(store, name): import a recorded episode from tests/data/episodes."""
     return load_episode
+
+
+@pytest.fixture
+def no_stray_jobs():
+    """A failed assertion must not leave a background job's evaluation running after the test."""
+    import os
+    import signal
+
+    from automem import jobs
+
+    yield
+    for pid, proc in list(jobs._children.items()):
+        if proc.poll() is None:
+            os.killpg(pid, signal.SIGKILL)
+            proc.wait()

@@ -83,3 +83,48 @@ def test_engines_list_and_test(tmp_path, monkeypatch) -> None:
     assert result["parses"] and result["grammar"] and result["output_tokens"] > 0 and result["latency_s"] > 0
     dead = runner.invoke(app, ["engines", "test", f"llamacpp:{tmp_path}/none.gguf"])
     assert dead.exit_code == 1 and "not found" in dead.output
+
+
+def test_structure_by_stored_id(tmp_path) -> None:
+    """A version saved by the structure editor is found by its id prefix; unknown ids are one-line errors."""
+    from automem.memory.structure import StructureError, load_builtin
+    from automem.runs.run import find_structure
+    from automem.store import Store
+
+    store = Store(tmp_path / "a.db")
+    child = load_builtin("crafter-v0").derive(author="human", description="mine")
+    sid = store.save_structure(child)
+    assert find_structure(sid[:8], store).id == sid
+    assert find_structure("crafter-v0", store).name == "crafter-v0"
+    with pytest.raises(StructureError, match="no stored structure|not a structure"):
+        find_structure("abcd1234", store)
+    store.close()
+    bad = runner.invoke(app, ["run", "crafter", "--structure", "abcd1234", "--db", str(tmp_path / "a.db")])
+    assert bad.exit_code == 2 and "abcd1234" in bad.output
+
+
+def test_play_and_replay_reject_bad_input(tmp_path) -> None:
+    db = str(tmp_path / "a.db")
+    assert runner.invoke(app, ["play", "chess", "--db", db]).exit_code == 2
+    bad = runner.invoke(app, ["play", "nethack", "--structure", "crafter-v0", "--db", db])
+    assert bad.exit_code == 2 and "crafter" in bad.output
+    missing = runner.invoke(app, ["replay", "42", "--db", db])
+    assert missing.exit_code == 2 and "no episode 42" in missing.output
+
+
+def test_no_command_opens_the_play_screen(tmp_path, monkeypatch) -> None:
+    """`automem` alone is the README's main command: the TUI playing Crafter with the bundled model."""
+    import automem.cli as cli
+
+    opened = []
+    monkeypatch.setattr(cli, "_open_tui", lambda ctx, mode: opened.append((ctx, mode)))
+    monkeypatch.setenv("AUTOMEM_DB", str(tmp_path / "a.db"))
+    result = runner.invoke(app, [])
+    assert result.exit_code == 0, result.output
+    ((ctx, mode),) = opened
+    assert mode == "play" and ctx.game == "crafter" and ctx.engine_spec == "llamacpp" and ctx.structure is None
+    assert ctx.store.path == tmp_path / "a.db"
+    result = runner.invoke(app, ["play", "nethack", "--seed", "3", "--paused", "--db", str(tmp_path / "b.db")])
+    assert result.exit_code == 0, result.output
+    ctx, mode = opened[-1]
+    assert (ctx.game, ctx.seed, ctx.start_paused) == ("nethack", 3, True)

@@ -22,14 +22,7 @@ from automem.store.db import Store
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_jobs():  # type: ignore[no-untyped-def]
-    """A failed assertion must not leave a 50-step evaluation running after the test."""
-    yield
-    for pid, proc in list(jobs._children.items()):
-        if proc.poll() is None:
-            os.killpg(pid, signal.SIGKILL)
-            proc.wait()
+pytestmark = pytest.mark.usefixtures("no_stray_jobs")
 
 
 def _eval_argv(tmp_path: Path, name: str, steps: int) -> list[str]:

@@ -278,19 +278,9 @@ class Agent:
             decision.invalid += 1
         if result is not None:
             decision.ops.append(
-                OpRecord(
-                    phase=phase.kind,
-                    turn=turn,
-                    source="model",
-                    verb=result.verb.value if isinstance(result.verb, Verb) else str(result.verb),
-                    path=result.path or "",
-                    args=result.args,
-                    ok=result.ok,
-                    message=result.message,
-                    content_before=result.before,
-                    content_after=result.after,
-                    call_index=len(decision.calls) - 1,
-                )
+                OpRecord.from_result(
+                    result, phase=phase.kind, turn=turn, source="model", call_index=len(decision.calls) - 1
+                )  # fmt: skip
             )
         messages.append({"role": "assistant", "content": text})
         return TurnEvent(phase.kind, turn, call, command, result, feedback)

@@ -219,20 +219,7 @@ class EpisodeRunner:
     def _human_result(self, result: OpResult) -> OpResult:
         if result.ok:
             self.agent.memory_changed()
-        self._human_ops.append(
-            OpRecord(
-                phase="HUMAN",
-                turn=len(self._human_ops),
-                source="human",
-                verb=str(result.verb) if result.verb is not None else "",
-                path=result.path or "",
-                args=result.args,
-                ok=result.ok,
-                message=result.message,
-                content_before=result.before,
-                content_after=result.after,
-            )
-        )
+        self._human_ops.append(OpRecord.from_result(result, phase="HUMAN", turn=len(self._human_ops), source="human"))
         return result
 
     def _ops_with_human(self, ops: list[OpRecord]) -> list[OpRecord]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from automem.engines.base import Engine
 from automem.games import make_game
 from automem.games.base import Game, GameError
-from automem.memory.structure import Structure, StructureError
+from automem.memory.structure import Structure, StructureError, resolve_structure
 from automem.runs.episode import EpisodeRunner, EpisodeSummary, StepEvent
 from automem.store.db import Store
 
@@ -42,6 +42,26 @@ def safe_name(text: str) -> str:
 
 def memory_root(store: Store) -> Path:
     return store.path.parent / "memory"
+
+
+def looks_like_id(spec: str) -> bool:
+    return len(spec) >= 4 and all(c in "0123456789abcdef" for c in spec.lower())
+
+
+def find_structure(spec: str, store: Store) -> Structure:
+    """A built-in name, a YAML file, or the id (prefix) of a version stored in ``store`` (the
+    structure editor saves there)."""
+    from automem.store.db import StoreError
+
+    try:
+        return resolve_structure(spec)
+    except StructureError:
+        if not looks_like_id(spec):
+            raise
+    try:
+        return store.load_structure(spec)
+    except StoreError as exc:
+        raise StructureError(str(exc)) from None
 
 
 def check_structure_fits(structure: Structure, game: str) -> None:

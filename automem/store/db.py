@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from automem.memory.ops import OpResult
 from automem.memory.structure import Structure
 from automem.store.migrations import migrations
 
@@ -84,6 +85,24 @@ class OpRecord:
     content_after: str | None
     call_index: int | None = None  # index into the step's CallRecord list
     created_at: str = field(default_factory=now)
+
+    @classmethod
+    def from_result(
+        cls, result: OpResult, *, phase: str, turn: int, source: str, call_index: int | None = None
+    ) -> OpRecord:
+        return cls(
+            phase=phase,
+            turn=turn,
+            source=source,
+            verb=str(result.verb) if result.verb is not None else "",  # Verb's str() is its value
+            path=result.path or "",
+            args=result.args,
+            ok=result.ok,
+            message=result.message,
+            content_before=result.before,
+            content_after=result.after,
+            call_index=call_index,
+        )
 
 
 @dataclass

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -22,19 +20,7 @@ from automem.tui.widgets.job_form import EvalJobForm
 SIZE = (160, 48)
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_jobs():  # type: ignore[no-untyped-def]
-    """A failed assertion must not leave a 50-step evaluation running after the test."""
-    yield
-    for pid, proc in list(jobs._children.items()):
-        if proc.poll() is None:
-            os.killpg(pid, signal.SIGKILL)
-            proc.wait()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the async tests run on anyio's pytest plugin (no pytest-asyncio here)
+pytestmark = pytest.mark.usefixtures("no_stray_jobs")
 
 
 def _app(tmp_path: Path) -> tuple[AutomemApp, TuiContext]:

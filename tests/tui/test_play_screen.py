@@ -44,16 +44,16 @@ async def started(pilot) -> PlayScreen:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.anyio
-async def test_pause_step_turn_and_run(tui_store, recorded):
-    app, _ = replay_app(tui_store, recorded, step_delay=0.25)
+async def test_pause_step_turn_and_run(store, recorded):
+    app, _ = replay_app(store, recorded, step_delay=0.25)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot)
         assert screen.state == "paused"
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.step == 1)
-        assert rows(
-            tui_store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id
-        ) == [(0, "sleep", "model")]
+        assert rows(store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id) == [
+            (0, "sleep", "model")
+        ]
         await pilot.press("full_stop")  # one model turn: step 1's LOG turn, no action yet
         await wait_for(pilot, lambda: screen.driver.turn_budget == 0 and screen.driver.runner.mid_step)
         assert screen.step == 1
@@ -69,7 +69,7 @@ async def test_pause_step_turn_and_run(tui_store, recorded):
         paused_at = screen.step
         await pilot.pause(0.5)
         assert screen.step == paused_at
-        stored = rows(tui_store, "SELECT count(*) FROM steps WHERE episode_id = ?", screen.episode_id)[0][0]
+        stored = rows(store, "SELECT count(*) FROM steps WHERE episode_id = ?", screen.episode_id)[0][0]
         assert stored == paused_at
         # speed control: the delay between steps while running
         await pilot.press("minus", "minus")
@@ -81,8 +81,8 @@ async def test_pause_step_turn_and_run(tui_store, recorded):
 
 
 @pytest.mark.anyio
-async def test_take_over_with_an_action_and_a_memory_operation(tui_store, recorded):
-    app, _ = replay_app(tui_store, recorded)
+async def test_take_over_with_an_action_and_a_memory_operation(store, recorded):
+    app, _ = replay_app(store, recorded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot)
         await pilot.press("t")
@@ -98,23 +98,23 @@ async def test_take_over_with_an_action_and_a_memory_operation(tui_store, record
         assert screen.step == 1
         await pilot.press("escape")
         assert not box.display
-        ops = rows(tui_store, "SELECT step, source, verb, path, ok FROM memory_ops WHERE episode_id = ? ORDER BY id",
+        ops = rows(store, "SELECT step, source, verb, path, ok FROM memory_ops WHERE episode_id = ? ORDER BY id",
                    screen.episode_id)  # fmt: skip
         assert ops[0] == (0, "human", "append", "strategy.md", 1)
-        steps = rows(tui_store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id)
+        steps = rows(store, "SELECT step, action, action_source FROM steps WHERE episode_id = ?", screen.episode_id)
         assert steps == [(0, "move_right", "human")]
         await app.action_quit()
     # quitting mid-step keeps the refused operation (a human op of the unfinished step) and closes the episode
-    assert rows(tui_store, "SELECT status FROM episodes WHERE id = ?", screen.episode_id) == [("interrupted",)]
+    assert rows(store, "SELECT status FROM episodes WHERE id = ?", screen.episode_id) == [("interrupted",)]
     assert (1, "human", "write", "../outside.md", 0) in rows(
-        tui_store, "SELECT step, source, verb, path, ok FROM memory_ops WHERE episode_id = ?", screen.episode_id
+        store, "SELECT step, source, verb, path, ok FROM memory_ops WHERE episode_id = ?", screen.episode_id
     )
-    assert rows(tui_store, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(store, "PRAGMA integrity_check") == [("ok",)]
 
 
 @pytest.mark.anyio
-async def test_edit_a_memory_file_in_place(tui_store, recorded):
-    app, _ = replay_app(tui_store, recorded)
+async def test_edit_a_memory_file_in_place(store, recorded):
+    app, _ = replay_app(store, recorded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot)
         pane = screen.query_one("#memory-pane")
@@ -127,7 +127,7 @@ async def test_edit_a_memory_file_in_place(tui_store, recorded):
         assert "lake: 3 east" in str(pane.query_one("#mem-content").render())
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.step == 1)
-        ops = rows(tui_store, "SELECT step, phase, source, verb, path FROM memory_ops WHERE episode_id = ?",
+        ops = rows(store, "SELECT step, phase, source, verb, path FROM memory_ops WHERE episode_id = ?",
                    screen.episode_id)  # fmt: skip
         assert (0, "HUMAN", "human", "write", "progress.md") in ops
 
@@ -139,8 +139,8 @@ async def submit(pilot, dialog) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.anyio
-async def test_new_episode_dialog_checks_its_input(tui_store, recorded):
-    app, ctx = replay_app(tui_store, recorded)
+async def test_new_episode_dialog_checks_its_input(store, recorded):
+    app, ctx = replay_app(store, recorded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot)
         first = screen.episode_id
@@ -158,15 +158,15 @@ async def test_new_episode_dialog_checks_its_input(tui_store, recorded):
         await submit(pilot, dialog)
         await wait_for(pilot, lambda: screen.episode_id not in (None, first))
         assert ctx.seed == 11
-        assert rows(tui_store, "SELECT status FROM episodes WHERE id = ?", first) == [("interrupted",)]
-        assert rows(tui_store, "SELECT seed FROM episodes WHERE id = ?", screen.episode_id) == [(11,)]
+        assert rows(store, "SELECT status FROM episodes WHERE id = ?", first) == [("interrupted",)]
+        assert rows(store, "SELECT seed FROM episodes WHERE id = ?", screen.episode_id) == [(11,)]
 
 
 @pytest.mark.anyio
 @pytest.mark.model
-async def test_keys_answer_while_the_bundled_model_generates(tui_store):
+async def test_keys_answer_while_the_bundled_model_generates(store):
     """Live: the bundled model plays; a key pressed mid-generation changes the state at once."""
-    ctx = TuiContext(store=tui_store, game="crafter", seed=1, max_steps=3)
+    ctx = TuiContext(store=store, game="crafter", seed=1, max_steps=3)
     app = AutomemApp(ctx, mode="play")
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot)
@@ -178,13 +178,13 @@ async def test_keys_answer_while_the_bundled_model_generates(tui_store):
         await pilot.pause(1.0)
         assert len(screen.query_one("#actions-pane").entries) == turns  # no turn started after the pause
         await app.action_quit()
-    calls = rows(tui_store, "SELECT count(*) FROM llm_calls")[0][0]
+    calls = rows(store, "SELECT count(*) FROM llm_calls")[0][0]
     assert calls >= 1
-    assert rows(tui_store, "SELECT status FROM episodes") == [("interrupted",)]
+    assert rows(store, "SELECT status FROM episodes") == [("interrupted",)]
 
 
-def test_play_snapshot(snap_compare, tui_store, recorded):
-    app, _ = replay_app(tui_store, recorded)
+def test_play_snapshot(snap_compare, store, recorded):
+    app, _ = replay_app(store, recorded)
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = await started(pilot)

@@ -17,10 +17,10 @@ def _text(widget) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.anyio
-async def test_table_open_and_navigate(tui_store, recorded):
-    crafter = recorded(tui_store, "crafter-seed7")
-    nethack = recorded(tui_store, "nethack-seed7")
-    app = AutomemApp(TuiContext(store=tui_store), mode="replay")
+async def test_table_open_and_navigate(store, recorded):
+    crafter = recorded(store, "crafter-seed7")
+    nethack = recorded(store, "nethack-seed7")
+    app = AutomemApp(TuiContext(store=store), mode="replay")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
@@ -74,9 +74,9 @@ async def test_table_open_and_navigate(tui_store, recorded):
 
 
 @pytest.mark.anyio
-async def test_opened_from_the_command_line_and_stacked_when_narrow(tui_store, recorded):
-    episode = recorded(tui_store, "crafter-seed7")
-    app = AutomemApp(TuiContext(store=tui_store, extra={"episode": episode}), mode="replay")
+async def test_opened_from_the_command_line_and_stacked_when_narrow(store, recorded):
+    episode = recorded(store, "crafter-seed7")
+    app = AutomemApp(TuiContext(store=store, extra={"episode": episode}), mode="replay")
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -84,10 +84,10 @@ async def test_opened_from_the_command_line_and_stacked_when_narrow(tui_store, r
         assert screen.query_one("#replay-panes").has_class("-narrow")
 
 
-def test_replay_snapshot(snap_compare, tui_store, recorded):
-    recorded(tui_store, "nethack-seed7")
-    episode = recorded(tui_store, "crafter-seed7")
-    app = AutomemApp(TuiContext(store=tui_store, extra={"episode": episode}), mode="replay")
+def test_replay_snapshot(snap_compare, store, recorded):
+    recorded(store, "nethack-seed7")
+    episode = recorded(store, "crafter-seed7")
+    app = AutomemApp(TuiContext(store=store, extra={"episode": episode}), mode="replay")
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("w", "w")
@@ -95,16 +95,16 @@ def test_replay_snapshot(snap_compare, tui_store, recorded):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_episode_table_snapshot(snap_compare, tui_store, recorded):
-    recorded(tui_store, "crafter-seed7")
-    recorded(tui_store, "nethack-seed7")
-    app = AutomemApp(TuiContext(store=tui_store), mode="replay")
+def test_episode_table_snapshot(snap_compare, store, recorded):
+    recorded(store, "crafter-seed7")
+    recorded(store, "nethack-seed7")
+    app = AutomemApp(TuiContext(store=store), mode="replay")
     assert snap_compare(app, terminal_size=SIZE)
 
 
-def test_nethack_replay_snapshot(snap_compare, tui_store, recorded):
-    episode = recorded(tui_store, "nethack-seed7")
-    app = AutomemApp(TuiContext(store=tui_store, extra={"episode": episode}), mode="replay")
+def test_nethack_replay_snapshot(snap_compare, store, recorded):
+    episode = recorded(store, "nethack-seed7")
+    app = AutomemApp(TuiContext(store=store, extra={"episode": episode}), mode="replay")
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("end")

@@ -20,11 +20,6 @@ SIZE = (160, 48)
 CRAFTER = load_builtin("crafter-v0")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the async tests run on anyio's pytest plugin (no pytest-asyncio here)
-
-
 def _app(tmp_path: Path) -> tuple[AutomemApp, TuiContext]:
     ctx = TuiContext(store=Store(tmp_path / "a.db"), game="crafter")
     return AutomemApp(ctx, mode="structures"), ctx

@@ -64,8 +64,8 @@ class NewEpisodeDialog(ModalScreen[dict[str, Any] | None]):
     @on(Button.Pressed, "#new-start")
     def start(self) -> None:
         from automem.games import GameError, get_game_class
-        from automem.memory.structure import StructureError, resolve_structure
-        from automem.runs.run import check_structure_fits
+        from automem.memory.structure import StructureError
+        from automem.runs.run import check_structure_fits, find_structure
 
         game = str(self.query_one("#new-game", Select).value)
         task = self.query_one("#new-task", Input).value.strip()
@@ -85,7 +85,7 @@ class NewEpisodeDialog(ModalScreen[dict[str, Any] | None]):
             structure = None
             current = self.ctx.structure
             if spec and not (current is not None and spec == current.name):
-                structure = resolve_structure(spec)
+                structure = find_structure(spec, self.ctx.store)
                 check_structure_fits(structure, game)
         except (GameError, StructureError) as exc:
             error.update(str(exc))

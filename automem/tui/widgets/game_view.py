@@ -54,15 +54,24 @@ class GameView(Widget):
         grid = len(frame.rows[0]) <= GRID_MAX_WIDTH if frame.rows else False
         fg = ["".join(format(c, "x") for c in row) for row in frame.fg]
         pic_width = (len(frame.rows[0]) * (_GRID_CELL if grid else 1)) if frame.rows else 0
-        height = max(len(frame.rows), len(frame.side))
+        rows, fg_rows, side_lines = list(frame.rows), fg, list(frame.side)
+        if not grid and side_lines:
+            # a full terminal screen (80 columns) leaves no room beside it: the side text goes below
+            rows += ["", *side_lines]
+            fg_rows = fg + ["" for _ in range(len(side_lines) + 1)]
+            fg_rows[len(fg) + 1 :] = ["f" * len(line) for line in side_lines]
+            side_lines = []
+        height = max(len(rows), len(side_lines))
         keys: list[tuple[str, str, int | None, str]] = []
         for y in range(height):
-            row = frame.rows[y] if y < len(frame.rows) else ""
-            colours = fg[y] if y < len(fg) else ""
+            row = rows[y] if y < len(rows) else ""
+            colours = fg_rows[y] if y < len(fg_rows) else ""
             cursor_x = frame.cursor[1] if frame.cursor and frame.cursor[0] == y else None
-            side = frame.side[y] if y < len(frame.side) else ""
+            side = side_lines[y] if y < len(side_lines) else ""
             keys.append((row, colours, cursor_x, side))
-        width = pic_width + (_SIDE_GAP + max(map(len, frame.side)) if frame.side else 0)
+        width = max(pic_width, *(len(r) for r in rows)) if rows else 0
+        if side_lines:
+            width = pic_width + _SIDE_GAP + max(map(len, side_lines))
         resized = width != self._width or len(keys) != len(self._keys)
         changed = [y for y, key in enumerate(keys) if resized or y >= len(self._keys) or self._keys[y] != key]
         strips = self._strips[: len(keys)] + [Strip.blank(0)] * max(0, len(keys) - len(self._strips))
