@@ -545,6 +545,108 @@ def structures_validate(path: Annotated[Path, typer.Argument(help="YAML file to 
     console.print(f"ok: {s.name} (id {s.id}, {len(s.files)} files, {len(s.operations.enabled)} verbs)")
 
 
+@app.command()
+def optimize(
+    game: Annotated[str, typer.Argument(help="crafter, minihack or nethack.")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Structure to start from: built-in, YAML file or stored id.")
+    ] = None,
+    agent_engine: Annotated[str, typer.Option("--agent-engine", help="Engine that plays the episodes.")] = "llamacpp",
+    critic: Annotated[
+        str,
+        typer.Option(
+            "--critic",
+            help="heuristic (rule-based, no model), an engine spec or profile (whole:SPEC for whole structures), "
+            "or command:PROGRAM ARGS (the prompt on stdin, the structure on stdout).",
+        ),
+    ] = "heuristic",
+    seeds: Annotated[str, typer.Option("--seeds", "-s", help="Fixed seeds every candidate plays.")] = "42-51",
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="Tasks (repeat or comma-separate).")] = None,
+    iterations: Annotated[int, typer.Option("--iterations", "-i", min=1, help="Critic rounds.")] = 3,
+    candidates: Annotated[int, typer.Option("--candidates", "-k", min=1, help="Proposals per round.")] = 2,
+    max_steps: Annotated[int, typer.Option("--max-steps", "-n", min=1, help="Maximum steps per episode.")] = 100,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    parent: Annotated[str, typer.Option(help="front (any Pareto-front member, round robin) or best.")] = "front",
+    digest_chars: Annotated[int, typer.Option("--digest-chars", min=1000, help="Digest budget.")] = 12_000,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="Name; rerun it to resume.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Loop 1: a critic reads the trajectories and revises the memory structure; kept only when it
+    beats its parent on the same seeds."""
+    from automem.engines import EngineError
+    from automem.games import GameError, get_game_class
+    from automem.memory.structure import StructureError, default_structure_for
+    from automem.optimize.critics import make_critic
+    from automem.optimize.loop import OptimizeConfig, OptimizeError, Optimizer
+    from automem.runs.eval import EvalError
+    from automem.runs.run import default_run_name
+    from automem.runs.seeds import SeedError, parse_seeds
+
+    if parent not in ("front", "best"):
+        fail("--parent must be front or best")
+    try:
+        get_game_class(game)
+        root = _structure(from_ or default_structure_for(game), db)
+        seed_list = parse_seeds(seeds)
+        task_list: list[str | None] = [t.strip() for item in (tasks or []) for t in item.split(",") if t.strip()]
+    except (SeedError, GameError, StructureError) as exc:
+        fail(str(exc))
+    store = _open_store(db)
+    config = OptimizeConfig(
+        name=run_name or "optimize-" + default_run_name(game, root.name), game=game, root=root,
+        agent_engine=agent_engine, critic=critic, seeds=seed_list, tasks=task_list or [None], iterations=iterations,
+        candidates=candidates, max_steps=max_steps, workers=workers, parent=parent, digest_chars=digest_chars,
+    )  # fmt: skip
+    try:
+        critic_obj = make_critic(critic)
+    except (EngineError, ValueError) as exc:
+        fail(f"critic: {exc}", 1 if isinstance(exc, EngineError) else 2)
+    from automem.jobs import report_progress
+
+    label = f"optimization [bold]{config.name}[/] · critic: {critic_obj.label} ({critic_obj.name})"
+    console.print(label, highlight=False)
+
+    def progress(done: int, total: int, info: str) -> None:
+        report_progress(done, total, info)  # a no-op unless run as a background job
+
+    progress(0, iterations * candidates, f"optimization {config.name}")
+    try:
+        result = Optimizer(
+            store, config, critic_obj, on_event=lambda m: console.print(m, highlight=False), on_progress=progress
+        ).run()
+    except (OptimizeError, EvalError, GameError, StructureError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: rerun with --run-name {config.name} to resume")
+        raise typer.Exit(130) from None
+    finally:
+        critic_obj.close()
+    console.print(
+        f"best: {result.best.name} {result.best.id} progression {result.best_score.mean:.2f} ± "
+        f"{result.best_score.se:.2f} (root {result.root_score.mean:.2f} ± {result.root_score.se:.2f}); "
+        f"{result.accepted} of {result.candidates} candidates accepted; Pareto front: "
+        + ", ".join(f"{s.id} ({sc.mean:.2f})" for s, sc in result.front),
+        highlight=False,
+    )
+    console.print(f"automem structures tree --db {store.path}  shows the lineage", style="dim", highlight=False)
+
+
+@structures_app.command("tree")
+def structures_tree(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Lineage of every stored structure with its scores and the structural changes of each step."""
+    from automem.optimize.lineage import lineage_rows, render_tree
+
+    store = _open_store(db)
+    rows = lineage_rows(store)
+    if as_json:
+        console.print_json(json.dumps(rows))
+    else:
+        console.print(render_tree(rows))
+
+
 @structures_app.command("export")
 def structures_export(
     spec: Annotated[str, typer.Argument(help="Built-in name or YAML file.")],

@@ -430,6 +430,10 @@ def _last_line(log_path: str | None) -> str | None:
 
 
 # -- what the front ends start ----------------------------------------------------------------
+#: the CLI's limit on --workers
+MAX_WORKERS = 256
+
+
 def eval_job_argv(
     *,
     game: str,
@@ -444,40 +448,142 @@ def eval_job_argv(
     db: Path | None = None,
 ) -> list[str]:
     """Check a form's fields (as typed) and build the ``eval`` arguments; JobError says what is wrong."""
-    from automem.engines import EngineError, engine_names, resolve_engine_spec, split_spec
+    _check_game_and_seeds(game, seeds)
+    structure = _checked_structure(structure, game, db)
+    engine = _checked_engine(engine)
+    argv = ["eval", game, "--seeds", seeds.strip(), *_option("--tasks", tasks)]
+    if episodes_per_task.strip():
+        argv += ["--episodes-per-task", _whole_number(episodes_per_task, "episodes per task")]
+    argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+    argv += ["--workers", _whole_number(workers, "workers", most=MAX_WORKERS)]
+    argv += [*_option("--structure", structure), "--engine", engine]
+    return argv + _option("--run-name", run_name) + _db_option(db)
+
+
+def optimize_job_argv(
+    *,
+    game: str,
+    seeds: str,
+    from_structure: str = "",
+    agent_engine: str = "llamacpp",
+    critic: str = "heuristic",
+    tasks: str = "",
+    iterations: str = "3",
+    candidates: str = "2",
+    max_steps: str = "20",
+    workers: str = "1",
+    run_name: str = "",
+    db: Path | None = None,
+) -> list[str]:
+    """Check a form's fields (as typed) and build the ``optimize`` (loop 1) arguments; JobError says what is wrong."""
+    _check_game_and_seeds(game, seeds)
+    from_structure = _checked_structure(from_structure, game, db)
+    agent_engine = _checked_engine(agent_engine, "agent engine")
+    critic = _checked_critic(critic)
+    argv = ["optimize", game, "--seeds", seeds.strip(), *_option("--tasks", tasks)]
+    argv += ["--iterations", _whole_number(iterations, "iterations")]
+    argv += ["--candidates", _whole_number(candidates, "candidates")]
+    argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+    argv += ["--workers", _whole_number(workers, "workers", most=MAX_WORKERS)]
+    argv += [*_option("--from", from_structure), "--agent-engine", agent_engine, "--critic", critic]
+    return argv + _option("--run-name", run_name) + _db_option(db)
+
+
+def _check_game_and_seeds(game: str, seeds: str) -> None:
     from automem.games import GameError, get_game_class
-    from automem.memory.structure import StructureError, resolve_structure
-    from automem.runs.run import check_structure_fits
     from automem.runs.seeds import SeedError, parse_seeds
 
     try:
         get_game_class(game)
         parse_seeds(seeds)
-        if structure.strip():
-            check_structure_fits(resolve_structure(structure.strip()), game)
-        spec, _ = resolve_engine_spec(engine.strip() or "llamacpp")
-        if split_spec(spec)[0] not in engine_names():
-            raise EngineError(f"unknown engine {engine!r}; known: {', '.join(engine_names())}")
-    except (GameError, SeedError, StructureError, EngineError, ValueError) as exc:
+    except (GameError, SeedError, ValueError) as exc:
         raise JobError(str(exc)) from None
-    argv = ["eval", game, "--seeds", seeds.strip()]
-    if tasks.strip():
-        argv += ["--tasks", tasks.strip()]
-    for flag, text, label, required in (
-        ("--episodes-per-task", episodes_per_task, "episodes per task", False),
-        ("--max-steps", max_steps, "max steps", True),
-        ("--workers", workers, "workers", True),
-    ):
-        if not text.strip() and not required:
-            continue
-        if not text.strip().isdigit() or int(text) < 1:
-            raise JobError(f"{label} must be a whole number of at least 1, not {text.strip()!r}")
-        argv += [flag, str(int(text))]
-    if structure.strip():
-        argv += ["--structure", structure.strip()]
-    argv += ["--engine", engine.strip() or "llamacpp"]
-    if run_name.strip():
-        argv += ["--run-name", run_name.strip()]
-    if db is not None:
-        argv += ["--db", str(db)]
-    return argv
+
+
+def _checked_structure(spec: str, game: str, db: Path | None) -> str:
+    """``spec`` stripped, once it names a structure for ``game``: a built-in, a YAML file, or the id
+    (prefix) of a version stored in ``db`` (the default database when None); "" for the game's default."""
+    from automem.memory.structure import StructureError, resolve_structure
+    from automem.runs.run import check_structure_fits, find_structure, looks_like_id
+    from automem.store.db import StoreError
+
+    spec = spec.strip()
+    if not spec:
+        return ""
+    try:
+        if not looks_like_id(spec):
+            structure = resolve_structure(spec)
+        else:
+            path = db if db is not None else default_db_path()
+            if not path.exists():  # no database yet: only a built-in or a file can match
+                try:
+                    structure = resolve_structure(spec)
+                except StructureError:
+                    raise StructureError(f"no stored structure with id {spec!r} ({path} does not exist)") from None
+            else:
+                store = Store(path)
+                try:
+                    structure = find_structure(spec, store)
+                finally:
+                    store.close()
+        check_structure_fits(structure, game)
+    except (StructureError, StoreError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    return spec
+
+
+def _checked_engine(text: str, label: str = "engine") -> str:
+    """An engine spec or a profile name from the user config (stripped; "" is llamacpp)."""
+    from automem.engines import EngineError, engine_names, resolve_engine_spec, split_spec
+
+    name_or_spec = text.strip() or "llamacpp"
+    try:
+        spec, _ = resolve_engine_spec(name_or_spec)
+        if split_spec(spec)[0] not in engine_names():
+            raise EngineError(f"unknown engine {name_or_spec!r}; known: {', '.join(engine_names())}")
+    except (EngineError, ValueError) as exc:
+        message = str(exc)
+        raise JobError(message if label == "engine" else f"{label}: {message}") from None
+    return name_or_spec
+
+
+def _checked_critic(text: str) -> str:
+    """``heuristic``, ``command:PROGRAM ARGS`` with a program found on PATH, or an engine spec or
+    profile, optionally after ``whole:`` (stripped; "" is heuristic)."""
+    import shutil
+
+    critic = text.strip() or "heuristic"
+    if critic == "heuristic":
+        return critic
+    if critic.startswith("command:"):
+        try:
+            words = shlex.split(critic.removeprefix("command:"))
+        except ValueError as exc:
+            raise JobError(f"critic: cannot split the command: {exc}") from None
+        if not words:
+            raise JobError("critic: command: needs a program, as in command:PROGRAM ARGS")
+        if shutil.which(words[0]) is None:
+            raise JobError(f"critic: program {words[0]!r} not found (or not executable)")
+        return critic
+    engine = critic.removeprefix("whole:")
+    if not engine.strip():
+        raise JobError("critic: whole: needs an engine spec or profile, as in whole:SPEC")
+    _checked_engine(engine, "critic")
+    return critic
+
+
+def _whole_number(text: str, label: str, *, most: int | None = None) -> str:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or int(value) < 1 or (most is not None and int(value) > most):
+        bounds = f"from 1 to {most}" if most is not None else "of at least 1"
+        raise JobError(f"{label} must be a whole number {bounds}, not {value!r}")
+    return str(int(value))
+
+
+def _option(flag: str, text: str) -> list[str]:
+    """``[flag, text]`` for a field that was filled in, ``[]`` for one left empty."""
+    return [flag, text.strip()] if text.strip() else []
+
+
+def _db_option(db: Path | None) -> list[str]:
+    return ["--db", str(db)] if db is not None else []

@@ -201,3 +201,65 @@ def m002_jobs(db: Database) -> None:
         pk="id",
     )
     db["jobs"].create_index(["status"])
+
+
+@migrations()
+def m003_optimize(db: Database) -> None:
+    # loop 1: one row per optimization (its settings, so a rerun under the same name resumes) and
+    # one per candidate the critic proposed, with everything needed to audit the decision
+    db["optimizations"].create(
+        {
+            "id": int,
+            "name": str,
+            "game": str,
+            "root_structure_id": str,
+            "critic": str,  # engine spec, "heuristic" or "command:..."
+            "agent_engine": str,
+            "config": str,  # JSON: seeds, tasks, iterations, candidates, max steps, ...
+            "status": str,  # running | finished | failed | interrupted
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("root_structure_id", "structures", "id")],
+    )
+    db["optimizations"].create_index(["name"], unique=True)
+    db["optimize_iterations"].create(
+        {
+            "id": int,
+            "optimization_id": int,
+            "iteration": int,  # 0-based
+            "candidate": int,  # index of the proposal within the iteration
+            "parent_id": str,  # structure the critic revised
+            "candidate_id": str,  # the proposed structure (None when the proposal was invalid)
+            "critic": str,
+            "digest": str,  # the text the critic read
+            "analysis": str,  # the critic's own account of what it changed and why
+            "proposal": str,  # the critic's raw output (last attempt)
+            "attempts": int,  # proposals sent back with validation errors, plus the last one
+            "changes": str,  # JSON list: the structural changes (code-checked on the two structures)
+            "wording": str,  # JSON list: wording-only fields that changed too
+            "status": str,  # pending | accepted | rejected | invalid | failed
+            "reason": str,  # why accepted or not (scores, tie-break, validation errors)
+            "parent_run_id": int,
+            "candidate_run_id": int,
+            "parent_mean": float,
+            "parent_se": float,
+            "candidate_mean": float,
+            "candidate_se": float,
+            "parent_tokens_per_step": float,
+            "candidate_tokens_per_step": float,
+            "per_seed": str,  # JSON {"task/seed": [parent progression, candidate progression]}
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("optimization_id", "optimizations", "id"),
+            ("parent_id", "structures", "id"),
+            ("candidate_id", "structures", "id"),
+            ("parent_run_id", "runs", "id"),
+            ("candidate_run_id", "runs", "id"),
+        ],
+    )
+    db["optimize_iterations"].create_index(["optimization_id", "iteration", "candidate"], unique=True)

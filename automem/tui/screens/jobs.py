@@ -1,4 +1,5 @@
-"""Jobs: start evaluations as background processes, follow their progress and logs, cancel them.
+"""Jobs: start evaluations and optimizations (loop 1) as background processes, follow their
+progress and logs, cancel them.
 
 Jobs are rows in the store (see automem.jobs), not children of this screen: they keep running
 when the TUI quits, and the table shows them again on the next start.
@@ -22,7 +23,7 @@ from textual.worker import Worker, WorkerState
 from automem.jobs import Job, JobError, cancel_job, list_jobs, progress_text, read_log_file, start_job
 from automem.store.db import Store
 from automem.tui.context import TuiContext
-from automem.tui.widgets.job_form import EvalJobForm, JobRequest
+from automem.tui.widgets.job_form import EvalJobForm, JobRequest, OptimizeJobForm
 
 COLUMNS = ("id", "kind", "title", "status", "progress", "started")
 STATUS_STYLE = {
@@ -56,6 +57,13 @@ class JobsScreen(Screen[None]):
     """
     BINDINGS = [
         Binding("n", "new_eval", "New evaluation", id="jobs-new-eval", tooltip="Start an evaluation as a job"),
+        Binding(
+            "o",
+            "new_optimize",
+            "New optimization",
+            id="jobs-new-optimize",
+            tooltip="Start loop 1 as a job: a critic revises the structure, kept when it scores better",
+        ),
         Binding("c", "cancel_job", "Cancel job", id="jobs-cancel", tooltip="Stop the selected job (SIGTERM)"),
         Binding("r", "refresh", "Refresh", id="jobs-refresh", tooltip="Read the jobs table and the log now"),
     ]
@@ -78,7 +86,7 @@ class JobsScreen(Screen[None]):
             table: DataTable[str | Text] = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
             yield table
             with Horizontal(id="job-detail"):
-                yield Static("no job selected: press n to start an evaluation", id="job-summary")
+                yield Static("no job selected: press n to start an evaluation, o an optimization", id="job-summary")
                 yield ProgressBar(show_eta=False, id="job-progress")
             yield Log(id="job-log", max_lines=5000, highlight=False)
         yield Footer()
@@ -227,6 +235,9 @@ class JobsScreen(Screen[None]):
     # -- actions ----------------------------------------------------------------------------
     def action_new_eval(self) -> None:
         self.app.push_screen(EvalJobForm(self.ctx), self._start)
+
+    def action_new_optimize(self) -> None:
+        self.app.push_screen(OptimizeJobForm(self.ctx), self._start)
 
     def _start(self, request: JobRequest | None) -> None:
         if request is not None:

@@ -1,9 +1,12 @@
-"""The "new evaluation job" form: fields as a user types them, checked before anything starts."""
+"""The "new job" forms (an evaluation, an optimization): fields as a user types them, checked before
+anything starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from automem.jobs import JobError, eval_job_argv
+from automem.jobs import JobError, eval_job_argv, optimize_job_argv
 from automem.tui.context import TuiContext
 
 
@@ -22,51 +25,65 @@ class JobRequest:
     title: str
 
 
-#: (input id, label, placeholder) of the text fields, in form order
-FIELDS = (
-    ("job-tasks", "tasks", "the game's default (comma-separate several)"),
-    ("job-seeds", "seeds", "e.g. 42-51 or 1,3,5"),
-    ("job-episodes", "episodes per task", "all seeds"),
-    ("job-max-steps", "max steps", "per episode"),
-    ("job-workers", "workers", "episodes in parallel"),
-    ("job-structure", "structure", "the game's built-in"),
-    ("job-engine", "engine", "spec or profile"),
-    ("job-run-name", "run name", "generated (reuse one to resume)"),
-)
+@dataclass(frozen=True)
+class FormField:
+    """One text field: its input id, label and placeholder, and the argv builder's keyword it fills."""
+
+    id: str
+    label: str
+    placeholder: str
+    arg: str
+    #: a structure spec: a relative YAML path is made absolute, the job may run from elsewhere
+    structure: bool = False
 
 
-class EvalJobForm(ModalScreen[JobRequest | None]):
-    """Dismisses with the job to start, or None when closed."""
+class JobForm(ModalScreen[JobRequest | None]):
+    """A job's fields as a user types them (a game choice, then text fields), checked by the job's argv
+    builder before anything starts; dismisses with the job to start, or None when closed.
+
+    A subclass names the job (HEADING, KIND), its FIELDS, the BUILD function that checks them and
+    returns the CLI arguments (JobError for a wrong one), its defaults and its title.
+    """
 
     DEFAULT_CSS = """
-    EvalJobForm { align: center middle; }
-    EvalJobForm #job-form { width: 84; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
-    EvalJobForm #job-form-title { text-style: bold; margin-bottom: 1; }
-    EvalJobForm Grid { grid-size: 2; grid-columns: 20 1fr; grid-rows: 3; height: auto; }
-    EvalJobForm Grid Label { padding: 1 0; }
-    EvalJobForm #job-form-error { color: $error; height: auto; margin-top: 1; }
-    EvalJobForm #job-form-buttons { height: auto; align-horizontal: right; margin-top: 1; }
-    EvalJobForm #job-form-buttons Button { margin-left: 2; }
+    JobForm { align: center middle; }
+    JobForm #job-form {
+        width: 84; height: auto; max-height: 100%; overflow-y: auto;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    JobForm #job-form-title { text-style: bold; margin-bottom: 1; }
+    JobForm Grid { grid-size: 2; grid-columns: 20 1fr; grid-rows: 3; height: auto; }
+    JobForm Grid Label { padding: 1 0; }
+    JobForm #job-form-error { color: $error; height: auto; margin-top: 1; }
+    JobForm #job-form-buttons { height: auto; align-horizontal: right; margin-top: 1; }
+    JobForm #job-form-buttons Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "close", "Close", id="job-form-close")]
+    HEADING: ClassVar[str] = "New job"
+    KIND: ClassVar[str] = ""
+    FIELDS: ClassVar[tuple[FormField, ...]] = ()
+    #: the argv builder: the game and every field's value by its ``arg`` keyword, plus ``db``
+    BUILD: ClassVar[Callable[..., list[str]]]
 
     def __init__(self, ctx: TuiContext) -> None:
         super().__init__()
         self.ctx = ctx
 
+    def defaults(self) -> dict[str, str]:
+        """Initial values by input id."""
+        return {}
+
+    def job_title(self, game: str) -> str:
+        """The job's title in the jobs table (the run name when one was given)."""
+        return self.value("job-run-name").strip()
+
     def compose(self) -> ComposeResult:
         from automem.games import game_names
 
-        defaults = {
-            "job-seeds": "42-43",
-            "job-max-steps": "20",
-            "job-workers": "1",
-            "job-structure": default_structure(self.ctx),
-            "job-engine": self.ctx.engine_spec,
-        }
+        defaults = self.defaults()
         games = game_names()
         with Vertical(id="job-form"):
-            yield Static("New evaluation job", id="job-form-title")
+            yield Static(self.HEADING, id="job-form-title")
             with Grid():
                 yield Label("game")
                 yield Select(
@@ -75,9 +92,9 @@ class EvalJobForm(ModalScreen[JobRequest | None]):
                     allow_blank=False,
                     id="job-game",
                 )
-                for field_id, label, placeholder in FIELDS:
-                    yield Label(label)
-                    yield Input(defaults.get(field_id, ""), placeholder=placeholder, id=field_id)
+                for field in self.FIELDS:
+                    yield Label(field.label)
+                    yield Input(defaults.get(field.id, ""), placeholder=field.placeholder, id=field.id)
             yield Static("", id="job-form-error")
             with Horizontal(id="job-form-buttons"):
                 yield Button("Cancel", id="job-form-cancel")
@@ -103,25 +120,94 @@ class EvalJobForm(ModalScreen[JobRequest | None]):
 
     def submit(self) -> None:
         game = str(self.query_one("#job-game", Select).value)
+        values = {f.arg: _absolute(self.value(f.id)) if f.structure else self.value(f.id) for f in self.FIELDS}
         try:
-            argv = eval_job_argv(
-                game=game,
-                tasks=self.value("job-tasks"),
-                seeds=self.value("job-seeds"),
-                episodes_per_task=self.value("job-episodes"),
-                max_steps=self.value("job-max-steps"),
-                workers=self.value("job-workers"),
-                structure=_absolute(self.value("job-structure")),
-                engine=self.value("job-engine"),
-                run_name=self.value("job-run-name"),
-                db=self.ctx.store.path,
-            )
+            argv = type(self).BUILD(game=game, db=self.ctx.store.path, **values)
         except JobError as exc:
             self.query_one("#job-form-error", Static).update(f"✗ {exc}")
             return
-        name = self.value("job-run-name").strip()
-        title = name or f"{game} {self.value('job-structure').strip() or 'default'} seeds {self.value('job-seeds')}"
-        self.dismiss(JobRequest(kind="eval", argv=argv, title=title.strip()))
+        self.dismiss(JobRequest(kind=self.KIND, argv=argv, title=self.job_title(game).strip()))
+
+
+_SEEDS = FormField("job-seeds", "seeds", "e.g. 42-51 or 1,3,5", "seeds")
+_TASKS = FormField("job-tasks", "tasks", "the game's default (comma-separate several)", "tasks")
+_MAX_STEPS = FormField("job-max-steps", "max steps", "per episode", "max_steps")
+_WORKERS = FormField("job-workers", "workers", "episodes in parallel", "workers")
+_RUN_NAME = FormField("job-run-name", "run name", "generated (reuse one to resume)", "run_name")
+
+
+class EvalJobForm(JobForm):
+    """A new ``automem eval`` job."""
+
+    HEADING = "New evaluation job"
+    KIND = "eval"
+    FIELDS = (
+        _TASKS,
+        _SEEDS,
+        FormField("job-episodes", "episodes per task", "all seeds", "episodes_per_task"),
+        _MAX_STEPS,
+        _WORKERS,
+        FormField("job-structure", "structure", "the game's built-in", "structure", structure=True),
+        FormField("job-engine", "engine", "spec or profile", "engine"),
+        _RUN_NAME,
+    )
+    BUILD = staticmethod(eval_job_argv)
+
+    def defaults(self) -> dict[str, str]:
+        return {
+            "job-seeds": "42-43",
+            "job-max-steps": "20",
+            "job-workers": "1",
+            "job-structure": default_structure(self.ctx),
+            "job-engine": self.ctx.engine_spec,
+        }
+
+    def job_title(self, game: str) -> str:
+        structure = self.value("job-structure").strip() or "default"
+        return super().job_title(game) or f"{game} {structure} seeds {self.value('job-seeds')}"
+
+
+class OptimizeJobForm(JobForm):
+    """A new ``automem optimize`` job (loop 1): a critic revises the structure, kept when it scores better."""
+
+    HEADING = "New optimization (loop 1)"
+    KIND = "optimize"
+    FIELDS = (
+        _SEEDS,
+        _TASKS,
+        FormField(
+            "job-from",
+            "from structure",
+            "the game's built-in, a YAML file or a stored id",
+            "from_structure",
+            structure=True,
+        ),
+        FormField("job-agent-engine", "agent engine", "plays the episodes: spec or profile", "agent_engine"),
+        FormField("job-critic", "critic", "heuristic, [whole:]engine spec or profile, command:PROGRAM", "critic"),
+        FormField("job-iterations", "iterations", "critic rounds", "iterations"),
+        FormField("job-candidates", "candidates", "proposals per round", "candidates"),
+        _MAX_STEPS,
+        _WORKERS,
+        _RUN_NAME,
+    )
+    BUILD = staticmethod(optimize_job_argv)
+
+    def defaults(self) -> dict[str, str]:
+        return {
+            "job-seeds": "42-43",
+            "job-from": default_structure(self.ctx),
+            "job-agent-engine": self.ctx.engine_spec,
+            "job-critic": "heuristic",
+            "job-iterations": "3",
+            "job-candidates": "2",
+            "job-max-steps": "20",
+            "job-workers": "1",
+        }
+
+    def job_title(self, game: str) -> str:
+        start = self.value("job-from").strip() or "default"
+        critic = self.value("job-critic").strip() or "heuristic"
+        return super().job_title(game) or f"optimize {game} {start} · critic {critic}"
 
 
 def default_structure(ctx: TuiContext) -> str:

@@ -1,0 +1,70 @@
+"""The lineage of stored structures: who derived what from what, with scores and the changes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.markup import escape
+from rich.tree import Tree
+
+from automem.store.db import Store
+
+
+def lineage_rows(store: Store) -> list[dict[str, Any]]:
+    """One row per stored structure, oldest first, with its scores and what loop 1 decided on it."""
+    scores = store.structure_scores()
+    decisions: dict[str, dict[str, Any]] = {}
+    for row in store.db.execute(
+        "SELECT candidate_id, status, reason, changes, parent_mean, candidate_mean, candidate_se, iteration "
+        "FROM optimize_iterations WHERE candidate_id IS NOT NULL ORDER BY id"
+    ).fetchall():
+        decisions[row[0]] = {
+            "status": row[1], "reason": row[2], "changes": json.loads(row[3] or "[]"), "parent_mean": row[4],
+            "mean": row[5], "se": row[6], "iteration": row[7],
+        }  # fmt: skip
+    out = []
+    for s in store.structures():
+        episodes, mean = scores.get(s["id"], (0, None))
+        out.append(
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "game": s["game"],
+                "parent": s["parent"],
+                "author": s["author"],
+                "created_at": s["created_at"],
+                "episodes": episodes,
+                "mean_progression": mean,
+                "decision": decisions.get(s["id"]),
+            }  # fmt: skip
+        )
+    return out
+
+
+def render_tree(rows: list[dict[str, Any]]) -> Tree:
+    ids = {r["id"] for r in rows}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rows:
+        children.setdefault(r["parent"] if r["parent"] in ids else None, []).append(r)
+    tree = Tree("[bold]structures[/]")
+
+    def add(node: Tree, row: dict[str, Any]) -> None:
+        label = f"[bold]{escape(row['name'])}[/] {row['id']} [dim]{escape(row['author'] or '')}[/]"
+        if row["mean_progression"] is not None:
+            label += f" · progression {row['mean_progression']:.2f} over {row['episodes']} episodes"
+        decision = row["decision"]
+        if decision:
+            colour = "green" if decision["status"] == "accepted" else "red" if decision["status"] == "rejected" else ""
+            label += f" · [{colour}]{decision['status']}[/]" if colour else f" · {decision['status']}"
+            if decision["reason"]:
+                label += f" [dim]({escape(decision['reason'])})[/]"
+        branch = node.add(label)
+        for change in (decision or {}).get("changes", []):
+            branch.add(f"[dim]{escape(change)}[/]")
+        for child in children.get(row["id"], []):
+            add(branch, child)
+
+    for root in children.get(None, []):
+        add(tree, root)
+    return tree

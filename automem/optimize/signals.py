@@ -1,0 +1,34 @@
+"""The digest's numbers in the shape the heuristic critic's mutation catalogue reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automem.optimize.heuristic import FileSignal, Signals
+
+
+def signals_from_digest(digest: Any) -> Signals:
+    steps = sum(e.steps for e in digest.episodes)
+    return Signals(
+        steps=steps,
+        invalid_rate=sum(e.invalid_outputs for e in digest.episodes) / steps if steps else 0.0,
+        unchanged_rate=sum(e.unchanged_observations for e in digest.episodes) / steps if steps else 0.0,
+        longest_zero_reward_streak=max((e.longest_zero_reward_streak for e in digest.episodes), default=0),
+        log_budget_exhausted_rate=sum(e.log_budget_exhausted for e in digest.episodes) / steps if steps else 0.0,
+        files={
+            path: FileSignal(
+                path=path,
+                writes=f.writes,
+                reads=f.reads,
+                redundant_writes=f.redundant_writes,
+                never_read=f.never_read,
+                pinned=f.pinned,
+                growth_chars_per_step=f.growth_chars_per_step,
+                context_share=f.context_share,
+                final_lines=f.final_lines,
+                appends=f.appends,
+                refused_writes=f.failed_writes,
+            )
+            for path, f in digest.files.items()
+        },
+    )

@@ -1,0 +1,173 @@
+"""Loop 1: patches, proposal checks, the three critics, and real iterations end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from automem.cli import app
+from automem.memory.structure import load_builtin
+from automem.optimize.critics import CommandCritic, HeuristicCritic, LLMCritic, check_proposal, make_critic
+from automem.optimize.loop import OptimizeConfig, OptimizeError, Optimizer, Score, pareto_front
+from automem.optimize.patch import PatchError, apply_patch
+
+CRAFTER = load_builtin("crafter-v0")
+
+
+def test_patch_paths_by_key_index_add_and_remove():
+    data = CRAFTER.model_dump(mode="json")
+    out = apply_patch(
+        data,
+        [
+            {"path": "files[map.md].max_lines", "value": 44},
+            {"path": "files[0].pinned", "value": False},
+            {"path": "phases[LOG].budget", "value": 1},
+            {"path": "helpers[+]", "value": {"name": "stuck_detector", "params": {"window": 9}}},
+            {"path": "files[survival.md]", "value": None},
+            {"path": "context.history_steps", "value": 7},
+        ],
+    )
+    files = {f["path"]: f for f in out["files"]}
+    assert files["map.md"]["max_lines"] == 44 and "survival.md" not in files
+    assert out["files"][0]["pinned"] is False and out["phases"][0]["budget"] == 1
+    assert out["helpers"][-1]["params"] == {"window": 9} and out["context"]["history_steps"] == 7
+    assert data["context"]["history_steps"] != 7  # the input is not modified
+    for bad, message in [
+        ({"path": "files[nope.md].max_lines", "value": 1}, "no files item 'nope.md'"),
+        ({"path": "files[9].pinned", "value": True}, "no index 9"),
+        ({"path": "context.nothing.deeper", "value": 1}, "no field nothing"),
+        ({"path": "[0]", "value": 1}, "must start with a field name"),
+        ({"value": 1}, "needs a 'path'"),
+    ]:
+        with pytest.raises(PatchError, match=message):
+            apply_patch(data, [bad])
+
+
+def test_proposals_are_checked_like_a_persons_edit():
+    child, analysis = check_proposal(
+        CRAFTER, {"analysis": "map grows", "changes": [{"path": "files[map.md].max_lines", "value": 12}]}, author="t"
+    )
+    assert child.parent == CRAFTER.id and child.author == "t" and analysis == "map grows"
+    with pytest.raises(ValueError, match="only wording changed"):
+        check_proposal(CRAFTER, {"changes": [{"path": "description", "value": "other words"}]}, author="t")
+    with pytest.raises(ValueError, match="identical"):
+        check_proposal(CRAFTER, {"changes": [{"path": "context.history_steps", "value": 4}]}, author="t")
+    with pytest.raises(ValueError, match=r"phases.0.budget"):
+        check_proposal(CRAFTER, {"changes": [{"path": "phases[LOG].budget", "value": 99}]}, author="t")
+    with pytest.raises(ValueError, match="expected 'changes'"):
+        check_proposal(CRAFTER, {"analysis": "nothing"}, author="t")
+    whole = CRAFTER.model_dump(mode="json") | {"fallback_action": "do"}
+    child, _ = check_proposal(CRAFTER, {"analysis": "x", "structure": whole}, author="t")
+    assert child.fallback_action == "do"
+
+
+def _program(tmp_path, body: str) -> str:
+    script = tmp_path / "critic.py"
+    script.write_text(body)
+    return f"{sys.executable} {script}"
+
+
+def test_command_critic_reads_a_structure_back(tmp_path):
+    ok = _program(tmp_path, "import sys, json\nsys.stdin.read()\nprint('```json')\n"
+                  "print(json.dumps({'analysis': 'cap it', 'changes': [{'path': 'files[map.md].max_lines', "
+                  "'value': 15}]}))\nprint('```')\n")  # fmt: skip
+    (proposal,) = CommandCritic(ok).propose(CRAFTER, "digest", 1, set())
+    assert proposal.structure is not None and proposal.analysis == "cap it"
+    assert next(f for f in proposal.structure.files if f.path == "map.md").max_lines == 15
+    garbage = _program(tmp_path, "import sys\nsys.stdin.read()\nprint('no idea: [')\n")
+    (refused,) = CommandCritic(garbage).propose(CRAFTER, "digest", 1, set())
+    assert refused.structure is None and refused.attempts == 3 and len(refused.errors) == 3
+    failing = _program(tmp_path, "import sys\nsys.exit(3)\n")
+    (failed,) = CommandCritic(failing).propose(CRAFTER, "digest", 1, set())
+    assert failed.structure is None and "exit code 3" in failed.errors[0]
+    with pytest.raises(ValueError, match="needs a program"):
+        make_critic("command:")
+
+
+@pytest.mark.model
+def test_llm_critic_with_the_bundled_model_is_validated_or_refused_with_reasons(engine):
+    """The bundled 135M model as critic, constrained to the patch schema's grammar: whatever it
+    proposes either passes the structure's validation or is refused with the reasons."""
+    critic = LLMCritic(engine, max_tokens=200, temperature=0.2)
+    assert critic.grammar() is not None and "changes" in critic.grammar()
+    (proposal,) = critic.propose(CRAFTER, "episodes: 2, mean progression 0.0; map.md: 9 writes, 0 reads", 1, set())
+    assert 1 <= proposal.attempts <= 3
+    assert proposal.raw.lstrip().startswith("{")
+    if proposal.structure is None:
+        assert len(proposal.errors) == proposal.attempts
+    else:
+        assert proposal.structure.parent == CRAFTER.id and proposal.structure.author.startswith("critic:")
+
+
+def test_scores_gate_and_front():
+    parent = Score(1, 10.0, 1.0, 500.0, {"a/0": 10.0, "a/1": 10.0})
+    better = Score(2, 12.0, 1.0, 600.0, {"a/0": 14.0, "a/1": 10.0})
+    tie_cheaper = Score(3, 10.0, 2.0, 400.0, {"a/0": 0.0, "a/1": 20.0})
+    assert better.beats(parent)[0] and "12.00 ± 1.00 > parent 10.00 ± 1.00" in better.beats(parent)[1]
+    assert tie_cheaper.beats(parent) == (True, "mean progression tied at 10.00 ± 2.00; 400 < 500 tokens per step")
+    assert not parent.beats(better)[0]
+    s1, s2, s3 = CRAFTER, CRAFTER.derive(author="x", description="2"), CRAFTER.derive(author="x", description="3")
+    front = pareto_front([(s1, parent), (s2, better), (s3, tie_cheaper)])
+    assert [sc.run_id for _, sc in front] == [2, 3]  # parent is dominated by `better` on every seed
+
+
+@pytest.mark.model
+def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interruption(store):
+    config = OptimizeConfig(
+        name="opt-h", game="crafter", root=CRAFTER, agent_engine="llamacpp", critic="heuristic", seeds=[0, 1],
+        iterations=2, candidates=1, max_steps=2,
+    )  # fmt: skip
+    events: list[str] = []
+
+    def stop_in_iteration_1(message: str) -> None:
+        events.append(message)
+        if message.startswith("iteration 1:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Optimizer(store, config, HeuristicCritic(), on_event=stop_in_iteration_1).run()
+    rows = list(store.db["optimize_iterations"].rows_where(order_by="id"))
+    assert len(rows) == 1 and rows[0]["status"] in ("accepted", "rejected")
+    first = rows[0]
+    assert first["digest"] and "map.md" in first["digest"] and first["analysis"].startswith("[")
+    assert json.loads(first["changes"]) and first["parent_id"] == CRAFTER.id
+    assert first["parent_mean"] is not None and first["candidate_run_id"] is not None
+    assert store.db["optimizations"].get(1)["status"] == "interrupted"
+    runs_before = store.db["runs"].count
+    result = Optimizer(store, config, HeuristicCritic(), on_event=events.append).run()
+    assert "iteration 0: already done" in events
+    rows = list(store.db["optimize_iterations"].rows_where(order_by="id"))
+    assert [r["iteration"] for r in rows] == [0, 1] and rows[0] == first  # iteration 0 untouched
+    assert store.db["runs"].count == runs_before + 1  # only the new candidate was evaluated
+    assert store.db["optimizations"].get(1)["status"] == "finished"
+    assert result.candidates == 2 and result.root_score.run_id == first["parent_run_id"]
+    with pytest.raises(OptimizeError, match="other settings"):
+        Optimizer(store, OptimizeConfig(**{**config.__dict__, "seeds": [5]}), HeuristicCritic()).run()
+
+
+@pytest.mark.model
+def test_optimize_cli_with_the_bundled_model_as_critic_and_the_tree(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "a.db")
+    result = runner.invoke(
+        app,
+        ["optimize", "crafter", "--critic", "llamacpp", "--seeds", "0-1", "--max-steps", "2", "--iterations", "1",
+         "--candidates", "1", "--run-name", "opt-llm", "--db", db],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "critic: LLM critic" in result.output and "best: crafter-v0" in result.output
+    import sqlite3
+
+    (status, reason, attempts) = (
+        sqlite3.connect(db).execute("SELECT status, reason, attempts FROM optimize_iterations").fetchone()
+    )
+    assert status in ("accepted", "rejected", "invalid") and reason
+    tree = runner.invoke(app, ["structures", "tree", "--db", db])
+    assert tree.exit_code == 0 and "crafter-v0" in tree.output
+    bad = runner.invoke(app, ["optimize", "crafter", "--seeds", "x", "--db", db])
+    assert bad.exit_code == 2
+    bad = runner.invoke(app, ["optimize", "crafter", "--parent", "worst", "--db", db])
+    assert bad.exit_code == 2 and "--parent" in bad.output
