@@ -532,8 +532,9 @@ def _checked_structure(spec: str, game: str, db: Path | None) -> str:
     return spec
 
 
-def _checked_engine(text: str, label: str = "engine") -> str:
-    """An engine spec or a profile name from the user config (stripped; "" is llamacpp)."""
+def _checked_engine(text: str, label: str = "") -> str:
+    """An engine spec or a profile name from the user config (stripped; "" is llamacpp); ``label``
+    names the field in the message when the form has more than one engine."""
     from automem.engines import EngineError, engine_names, resolve_engine_spec, split_spec
 
     name_or_spec = text.strip() or "llamacpp"
@@ -542,8 +543,7 @@ def _checked_engine(text: str, label: str = "engine") -> str:
         if split_spec(spec)[0] not in engine_names():
             raise EngineError(f"unknown engine {name_or_spec!r}; known: {', '.join(engine_names())}")
     except (EngineError, ValueError) as exc:
-        message = str(exc)
-        raise JobError(message if label == "engine" else f"{label}: {message}") from None
+        raise JobError(f"{label}: {exc}" if label else str(exc)) from None
     return name_or_spec
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,18 @@ from typer.testing import CliRunner
 
 from automem import jobs
 from automem.cli import app
-from automem.jobs import Job, JobError, cancel_job, eval_job_argv, get_job, list_jobs, read_log, start_job
+from automem.jobs import (
+    Job,
+    JobError,
+    cancel_job,
+    eval_job_argv,
+    get_job,
+    list_jobs,
+    optimize_job_argv,
+    read_log,
+    start_job,
+)
+from automem.memory.structure import load_builtin
 from automem.store.db import Store
 
 runner = CliRunner()
@@ -162,6 +174,56 @@ def test_eval_job_argv_checks_fields_like_the_cli() -> None:
     ]:
         with pytest.raises(JobError, match=needle):
             eval_job_argv(**{"game": "crafter", **fields})
+
+
+def test_optimize_job_argv_builds_the_loop_1_command(store: Store) -> None:
+    argv = optimize_job_argv(game="crafter", seeds=" 42-43 ", tasks=" ", run_name="opt", db=store.path)
+    assert argv == ["optimize", "crafter", "--seeds", "42-43", "--iterations", "3", "--candidates", "2",
+                    "--max-steps", "20", "--workers", "1", "--agent-engine", "llamacpp", "--critic", "heuristic",
+                    "--run-name", "opt", "--db", str(store.path)]  # fmt: skip
+    stored = load_builtin("crafter-v0").derive(author="critic", description="a stored revision")
+    sid = store.save_structure(stored)
+    argv = optimize_job_argv(game="crafter", seeds="0", tasks="default", from_structure=sid[:8], iterations="1",
+                             candidates="4", critic=f"command:{sys.executable} -c pass", db=store.path)  # fmt: skip
+    assert argv[argv.index("--from") + 1] == sid[:8] and argv[argv.index("--tasks") + 1] == "default"
+    assert argv[argv.index("--critic") + 1] == f"command:{sys.executable} -c pass"
+    assert (argv[argv.index("--iterations") + 1], argv[argv.index("--candidates") + 1]) == ("1", "4")
+    for critic in ("whole:llamacpp", "llamacpp", " "):
+        argv = optimize_job_argv(game="crafter", seeds="0", critic=critic, db=store.path)
+        assert argv[argv.index("--critic") + 1] == (critic.strip() or "heuristic")
+    # eval's form takes a stored id the same way
+    argv = eval_job_argv(game="crafter", seeds="0", structure=sid[:8], db=store.path)
+    assert argv[argv.index("--structure") + 1] == sid[:8]
+
+
+def test_optimize_job_argv_refuses_what_a_user_can_type_wrong(store: Store, tmp_path: Path) -> None:
+    nethack = store.save_structure(load_builtin("nethack-v0"))
+    for fields, needle in [
+        ({"game": "chess"}, "unknown game"),
+        ({"seeds": "4x-2"}, "bad seed"),
+        ({"from_structure": "nethack-v0"}, "not crafter"),
+        ({"from_structure": nethack[:8]}, "not crafter"),  # a stored id for another game
+        ({"from_structure": "deadbeef"}, "no stored structure with id 'deadbeef'"),
+        ({"from_structure": "deadbeef", "db": tmp_path / "none.db"}, "does not exist"),
+        ({"from_structure": "no-such-structure"}, "no-such-structure"),
+        ({"agent_engine": "gpt:x"}, "agent engine: unknown engine"),
+        ({"critic": "gpt:x"}, "critic: unknown engine"),
+        ({"critic": "whole:gpt:x"}, "critic: unknown engine"),
+        ({"critic": "whole:"}, "whole: needs an engine"),
+        ({"critic": "command:"}, "needs a program"),
+        ({"critic": "command:  "}, "needs a program"),
+        ({"critic": "command:'unclosed"}, "cannot split the command"),
+        ({"critic": "command:automem-no-such-program --x"}, "'automem-no-such-program' not found"),
+        ({"iterations": "0"}, "iterations must be a whole number of at least 1, not '0'"),
+        ({"candidates": "two"}, "candidates must be"),
+        ({"max_steps": ""}, "max steps must be"),
+        ({"max_steps": "-3"}, "max steps must be"),
+        ({"workers": "300"}, "workers must be a whole number from 1 to 256"),
+        ({"workers": "²"}, "workers must be"),
+    ]:
+        with pytest.raises(JobError, match=re.escape(needle)):
+            optimize_job_argv(**{"game": "crafter", "seeds": "0", "db": store.path, **fields})
+    assert not (tmp_path / "none.db").exists()  # checking an id does not create a database
 
 
 def test_cli_list_log_cancel(store: Store) -> None:

@@ -155,7 +155,7 @@ def test_optimize_cli_with_the_bundled_model_as_critic_and_the_tree(tmp_path):
     result = runner.invoke(
         app,
         ["optimize", "crafter", "--critic", "llamacpp", "--seeds", "0-1", "--max-steps", "2", "--iterations", "1",
-         "--candidates", "1", "--run-name", "opt-llm", "--db", db],
+         "--candidates", "1", "--digest-chars", "2000", "--run-name", "opt-llm", "--db", db],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "critic: LLM critic" in result.output and "best: crafter-v0" in result.output
@@ -171,3 +171,20 @@ def test_optimize_cli_with_the_bundled_model_as_critic_and_the_tree(tmp_path):
     assert bad.exit_code == 2
     bad = runner.invoke(app, ["optimize", "crafter", "--parent", "worst", "--db", db])
     assert bad.exit_code == 2 and "--parent" in bad.output
+
+
+def test_the_heuristic_critic_reads_the_digests_numbers(store, recorded):
+    from automem.optimize.digest import build_digest
+    from automem.optimize.signals import signals_from_digest
+
+    episode = recorded(store, "crafter-seed7")
+    run_id = store.episode(episode)["run_id"]
+    signals = signals_from_digest(build_digest(store, run_id))
+    assert signals.steps == 12 and signals.longest_zero_reward_streak == 12
+    assert signals.files["survival.md"].never_read and signals.files["strategy.md"].pinned
+    assert signals.files["map.md"].writes == 2 and signals.files["actions.md"].refused_writes == 1
+    critic = HeuristicCritic()
+    critic.signals = signals
+    proposals = critic.propose(CRAFTER, "digest", 3, set())
+    assert proposals and all(p.structure is not None and p.analysis.startswith("[") for p in proposals)
+    assert any("survival.md" in p.analysis for p in proposals)  # never read: dropped

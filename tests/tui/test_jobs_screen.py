@@ -1,4 +1,4 @@
-"""The jobs screen: start an evaluation job from the form, see it run, cancel it; a snapshot."""
+"""The jobs screen: start an evaluation or an optimization job from its form, see it run, cancel it; snapshots."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from automem.store.db import Store
 from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
 from automem.tui.screens.jobs import JobsScreen
-from automem.tui.widgets.job_form import EvalJobForm
+from automem.tui.widgets.job_form import EvalJobForm, OptimizeJobForm
 
 SIZE = (160, 48)
 
@@ -78,6 +78,47 @@ async def test_start_from_the_form_then_cancel(tmp_path: Path) -> None:
         await _until(pilot, lambda: str(screen.table.get_cell(str(job.id), "status")) == "cancelled", 5)
     row = ctx.store.db["jobs"].get(job.id)
     assert row["status"] == "cancelled" and json.loads(row["argv"])[0] == "eval"
+    ctx.store.close()
+
+
+@pytest.mark.anyio
+async def test_start_an_optimization_from_its_form_then_cancel(tmp_path: Path) -> None:
+    app, ctx = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await pilot.press("o")
+        form = app.screen
+        assert isinstance(form, OptimizeJobForm)
+        assert (form.value("job-critic"), form.value("job-iterations"), form.value("job-candidates")) == (
+            "heuristic", "3", "2",
+        )  # fmt: skip
+        assert form.value("job-agent-engine") == "llamacpp" and form.value("job-seeds") == "42-43"
+        # a critic engine that does not exist is refused inside the form: nothing starts
+        form.query_one("#job-critic").value = "gpt:x"
+        await pilot.click("#job-critic")
+        await pilot.press("enter")
+        assert app.screen is form
+        assert "critic: unknown engine" in str(form.query_one("#job-form-error").render())
+        assert _rows(ctx.store) == []
+
+        form.query_one("#job-critic").value = "heuristic"
+        form.query_one("#job-seeds").value = "0"
+        form.query_one("#job-iterations").value = "1"
+        form.query_one("#job-candidates").value = "1"
+        await pilot.click("#job-start")
+        await pilot.pause()
+        assert app.screen is screen
+
+        await _until(pilot, lambda: any(j.status == "running" for j in screen.jobs.values()), 30)
+        (job,) = screen.jobs.values()
+        assert job.kind == "optimize" and job.argv[:2] == ["optimize", "crafter"]
+        assert job.argv[job.argv.index("--critic") + 1] == "heuristic" and "--db" in job.argv
+        assert job.title == "optimize crafter default · critic heuristic"
+        assert str(screen.table.get_cell(str(job.id), "kind")) == "optimize"
+        await pilot.press("c")  # at once: the job must not keep running after the test
+        await _until(pilot, lambda: not jobs.get_job(ctx.store, job.id).active, 60)
+    assert ctx.store.db["jobs"].get(job.id)["status"] == "cancelled"
     ctx.store.close()
 
 

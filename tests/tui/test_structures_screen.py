@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -265,6 +266,66 @@ async def test_seed_editor_applies_into_the_yaml_and_revalidates(tmp_path: Path)
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert editor.parsed is None and "files.0: seed content is larger than the file's caps" in _status(app)
+
+
+def _optimized_children(store: Store) -> tuple[str, str]:
+    """Two critic children of crafter-v0 that loop 1 judged: the first accepted, the second rejected."""
+    accepted = _scored_child(store)
+    rejected = store.save_structure(CRAFTER.derive(author="critic", description="a worse revision"))
+    opt = store.db["optimizations"].insert(
+        {"name": "opt-a", "game": "crafter", "root_structure_id": CRAFTER.id, "critic": "heuristic",
+         "agent_engine": "llamacpp", "config": "{}", "status": "finished", "created_at": "2026-01-01T10:00:00"}
+    ).last_pk  # fmt: skip
+    for candidate, (sid, status, reason, changes) in enumerate([
+        (accepted, "accepted", "mean progression 20.00 ± 10.00 > parent 5.00 ± 1.00",
+         ["files.strategy.md.max_lines: 12 -> 20", "helpers.stuck_detector: added"]),
+        (rejected, "rejected", "mean progression 2.00 ± 1.00 <= parent 5.00 ± 1.00", ["context.history_steps: 4 -> 1"]),
+    ]):  # fmt: skip
+        store.db["optimize_iterations"].insert(
+            {"optimization_id": opt, "iteration": 0, "candidate": candidate, "parent_id": CRAFTER.id,
+             "candidate_id": sid, "critic": "heuristic", "status": status, "reason": reason,
+             "changes": json.dumps(changes), "wording": json.dumps(["description"]), "parent_mean": 5.0,
+             "candidate_mean": 20.0 if status == "accepted" else 2.0}
+        )  # fmt: skip
+    return accepted, rejected
+
+
+@pytest.mark.anyio
+async def test_loop_1_decisions_show_in_the_table_and_summary(tmp_path: Path) -> None:
+    app, ctx = _app(tmp_path)
+    accepted, rejected = _optimized_children(ctx.store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(StructureTable)
+        assert str(table.get_row(accepted)[5]) == "critic ✓" and str(table.get_row(rejected)[5]) == "critic ✗"
+        assert table.get_row(CRAFTER.id)[5] == "built-in"  # never proposed by loop 1: no mark
+        info = app.screen.query_one("#structure-info")
+        assert "loop 1" not in str(info.render())
+
+        table.select(accepted)
+        await pilot.pause()
+        text = str(info.render())
+        assert "loop 1 ✓ accepted  opt-a · iteration 0 candidate 0 · critic heuristic" in text
+        assert "mean progression 20.00 ± 10.00 > parent 5.00 ± 1.00" in text
+        assert "• files.strategy.md.max_lines: 12 -> 20" in text and "• helpers.stuck_detector: added" in text
+        assert "wording: description" in text
+
+        table.select(rejected)
+        await pilot.pause()
+        text = str(info.render())
+        assert "loop 1 ✗ rejected" in text and "<= parent 5.00 ± 1.00" in text
+        assert "• context.history_steps: 4 -> 1" in text and "max_lines: 12 -> 20" not in text
+
+        await pilot.press("p")  # this lineage step as a YAML diff
+        await pilot.pause()
+        assert isinstance(app.screen, DiffScreen)
+        body = str(app.screen.query_one("#diff-body").render())
+        assert "+description: a worse revision" in body
+        await pilot.press("escape")
+        table.select(CRAFTER.id)
+        await pilot.press("p")  # a root: nothing to compare with
+        await pilot.pause()
+        assert not isinstance(app.screen, DiffScreen)
 
 
 def test_lineage_rows_nest_children_under_parents(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Structure editor: list versions with lineage and scores, view, diff, edit, save, use.
+"""Structure editor: list versions with lineage, scores and loop 1's decisions, view, diff, edit, save, use.
 
 A structure is never changed in place: saving an edit stores a new version whose parent is the
 structure it was edited from and whose author is "human" (see automem.memory.structure).
@@ -33,13 +33,22 @@ class StructuresScreen(Screen[None]):
     DEFAULT_CSS = """
     StructuresScreen #structures-body { height: 1fr; }
     StructuresScreen #structures-left { width: 84; border-right: vkey $panel; }
-    StructuresScreen #structure-info { height: auto; max-height: 50%; padding: 0 1; border-top: hkey $panel; }
+    StructuresScreen #structure-info {
+        height: auto; max-height: 50%; overflow-y: auto; padding: 0 1; border-top: hkey $panel;
+    }
     StructuresScreen StructureEditor { width: 1fr; }
     """
     BINDINGS = [
         Binding("ctrl+s", "save", "Save version", id="structure-save", tooltip="Save the edited YAML as a new version"),
         Binding("u", "use", "Use next", id="structure-use", tooltip="Play the next episode with this structure"),
         Binding("d", "diff", "Diff", id="structure-diff", tooltip="Mark a diff base, then diff another row to it"),
+        Binding(
+            "p",
+            "diff_parent",
+            "Diff parent",
+            id="structure-diff-parent",
+            tooltip="What this version changed from its parent: the YAML diff of this lineage step",
+        ),
         Binding("s", "seeds", "Seeds", id="structure-seeds", tooltip="Edit the seed content of memory files"),
         Binding("ctrl+g", "goto_error", "Go to error", id="structure-goto-error", tooltip="Select the bad line"),
         Binding("escape", "focus_list", "List", id="structure-focus-list", show=False),
@@ -221,6 +230,24 @@ class StructuresScreen(Screen[None]):
             self.notify("no difference")
             return
         self.app.push_screen(DiffScreen(f"{base.name} {base.id[:8]} → {after_name}", diff))
+
+    def action_diff_parent(self) -> None:
+        sid = self.table.current_id
+        if sid is None:
+            return
+        entry = self.entries[sid]
+        parent = self.entries.get(entry.parent or "")
+        if parent is None:
+            self.notify("no parent to compare with" if not entry.parent else f"parent {entry.parent[:8]} is not stored")
+            return
+        before, after = f"{parent.name} {parent.id[:8]}", f"{entry.name} {sid[:8]}"
+        # the versions as saved (a draft is not a step of the lineage: d on its row shows the edits)
+        diff = yaml_diff(editor_yaml(parent.structure), editor_yaml(entry.structure), before, after)
+        if not diff:
+            self.notify("no difference from its parent")
+            return
+        verdict = f" · loop 1: {entry.decision.status}" if entry.decision is not None else ""
+        self.app.push_screen(DiffScreen(f"{before} → {after}{verdict}", diff))
 
     def action_seeds(self) -> None:
         if self.editing is None:

@@ -7,6 +7,7 @@ screen stays thin and the logic is testable without an app.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,29 @@ from automem.store.db import Store
 _ERROR_LINE = re.compile(r"^(?P<source>.*?):(?P<line>\d+): (?P<text>.*)$")
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What loop 1 (``automem optimize``) decided on a structure its critic proposed."""
+
+    status: str  # pending | accepted | rejected | invalid | failed
+    reason: str  # why, with both scores (see automem.optimize.loop.Score.beats)
+    changes: tuple[str, ...]  # the structural changes from its parent
+    wording: tuple[str, ...]  # wording-only fields that changed too
+    optimization: str
+    iteration: int
+    candidate: int
+    critic: str
+
+    @property
+    def mark(self) -> Text:
+        """✓ accepted, ✗ rejected (or refused), … not judged yet."""
+        if self.status == "accepted":
+            return Text("✓", style="bold green")
+        if self.status == "pending":
+            return Text("…", style="dim")
+        return Text("✗", style="bold red")
+
+
 @dataclass
 class StructureEntry:
     """One row of the structure list: a built-in or a stored version, with its scores."""
@@ -31,6 +55,8 @@ class StructureEntry:
     created_at: str = ""
     episodes: int = 0
     mean_progression: float | None = None
+    #: loop 1's decision when its critic proposed this structure
+    decision: Decision | None = None
 
     @property
     def name(self) -> str:
@@ -79,7 +105,40 @@ def catalog(store: Store) -> tuple[list[StructureEntry], list[str]]:
     for sid, (episodes, mean) in store.structure_scores().items():
         if sid in entries:
             entries[sid].episodes, entries[sid].mean_progression = episodes, mean
+    for sid, decision in loop_decisions(store).items():
+        if sid in entries:
+            entries[sid].decision = decision
     return list(entries.values()), problems
+
+
+def loop_decisions(store: Store) -> dict[str, Decision]:
+    """Structure id -> loop 1's latest decision on it as a candidate (a judged one over a pending one)."""
+    rows = store.db.execute(
+        "SELECT i.candidate_id, i.status, i.reason, i.changes, i.wording, o.name, i.iteration, i.candidate, i.critic "
+        "FROM optimize_iterations i LEFT JOIN optimizations o ON o.id = i.optimization_id "
+        "WHERE i.candidate_id IS NOT NULL ORDER BY i.status != 'pending', i.id"
+    ).fetchall()
+    return {
+        row[0]: Decision(
+            status=row[1] or "pending",
+            reason=row[2] or "",
+            changes=tuple(_json_list(row[3])),
+            wording=tuple(_json_list(row[4])),
+            optimization=row[5] or "",
+            iteration=row[6] or 0,
+            candidate=row[7] or 0,
+            critic=row[8] or "",
+        )  # fmt: skip
+        for row in rows
+    }
+
+
+def _json_list(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def lineage_rows(entries: list[StructureEntry]) -> list[tuple[StructureEntry, str]]:
@@ -125,6 +184,31 @@ def summary(entry: StructureEntry, *, next_episode: bool = False) -> Text:
         out.append("\n  ")
         out.append(f"{f.path:<14}", "bold")
         out.append(f" ≤{f.max_lines} lines ≤{f.max_chars} chars · {seed}" + (f" · {flags}" if flags else ""), "")
+    if entry.decision is not None:
+        out.append("\n").append(decision_text(entry.decision))
+    return out
+
+
+#: how each decision reads in the summary
+_DECISION_STYLE = {"accepted": "bold green", "rejected": "bold red", "invalid": "bold red", "failed": "bold red"}
+
+
+def decision_text(d: Decision) -> Text:
+    """Loop 1's decision on a proposed structure: accepted or not and why (both scores), and what changed."""
+    out = Text()
+    out.append("loop 1 ", "dim").append_text(d.mark).append(" ")
+    out.append(d.status if d.status != "pending" else "not judged yet", _DECISION_STYLE.get(d.status, "dim"))
+    where = f"  {d.optimization} · " if d.optimization else "  "
+    out.append(f"{where}iteration {d.iteration} candidate {d.candidate} · critic {d.critic}", "dim")
+    if d.reason:
+        out.append("\n  " + d.reason)
+    out.append("\nchanges from its parent", "dim")
+    if not d.changes:
+        out.append("\n  none structural (wording only)")
+    for change in d.changes:
+        out.append("\n  • " + change)
+    if d.wording:
+        out.append("\n  wording: ", "dim").append(", ".join(d.wording))
     return out
 
 

@@ -21,7 +21,8 @@ COLUMNS = (
 
 
 class StructureTable(DataTable[object]):
-    """Rows keyed by structure id; the first column marks the one in use (●) and the diff base (Δ)."""
+    """Rows keyed by structure id; the first column marks the one in use (●) and the diff base (Δ), the
+    author column loop 1's verdict on the versions its critic proposed (✓ accepted, ✗ rejected)."""
 
     DEFAULT_CSS = """
     StructureTable { height: 1fr; }
@@ -48,7 +49,7 @@ class StructureTable(DataTable[object]):
                 entry.id[:8],
                 entry.game or "any",
                 (entry.parent or "")[:8],
-                entry.author,
+                _author(entry),
                 Text(str(entry.episodes) if entry.episodes else "", justify="right"),
                 Text("" if entry.mean_progression is None else f"{entry.mean_progression:.1f}", justify="right"),
                 key=entry.id,
@@ -72,6 +73,13 @@ class StructureTable(DataTable[object]):
 
     def select(self, sid: str) -> None:
         self.move_cursor(row=self.get_row_index(sid))
+
+
+def _author(entry: StructureEntry) -> str | Text:
+    """The author, with loop 1's verdict on a critic's proposal: ✓ accepted, ✗ rejected, … not judged yet."""
+    if entry.decision is None:
+        return entry.author
+    return Text.assemble(entry.author, " ", entry.decision.mark)
 
 
 def _mark(sid: str, in_use: str | None, diff_base: str | None) -> Text:
