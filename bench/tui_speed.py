@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from automem.engines.base import PersonOnly
 from automem.games import make_game
 from automem.memory.structure import load_builtin
 from automem.memory.syntax import parse_command
@@ -35,20 +36,6 @@ from automem.tui.context import TuiContext
 SIZE = (160, 48)
 
 
-class _NoModel:
-    """The runner needs an engine object; every step here is played by take_over, so it is never called."""
-
-    name = "none"
-    model = "none"
-    supports_grammar = False
-
-    def complete(self, *a, **k):  # type: ignore[no-untyped-def]
-        raise RuntimeError("not used")
-
-    def close(self) -> None:
-        pass
-
-
 def record_nethack(store: Store, root: Path, steps: int) -> int:
     structure = load_builtin("nethack-v0")
     game = make_game("nethack")
@@ -57,7 +44,7 @@ def record_nethack(store: Store, root: Path, steps: int) -> int:
         engine="human", memory_engine=None, config={},
     )  # fmt: skip
     runner = EpisodeRunner(
-        store=store, run_id=run_id, game=game, structure=structure, engine=_NoModel(), seed=1,  # type: ignore[arg-type]
+        store=store, run_id=run_id, game=game, structure=structure, engine=PersonOnly(), seed=1,
         memory_dir=root / "mem", max_steps=steps,
     )  # fmt: skip
     rng = random.Random(0)

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from automem.engines.base import PersonOnly
 from automem.games import make_game
 from automem.memory.structure import load_builtin
 from automem.memory.syntax import parse_command
@@ -24,20 +25,6 @@ from automem.runs.replay import EpisodeReplay
 from automem.store.db import CallRecord, OpRecord, StepRecord
 
 
-class _NoModel:
-    """The runner needs an engine; every step here is a person's move, so it is never called."""
-
-    name = "none"
-    model = "none"
-    supports_grammar = False
-
-    def complete(self, *a, **k):  # type: ignore[no-untyped-def]
-        raise AssertionError("the model is not used in these tests")
-
-    def close(self) -> None:
-        pass
-
-
 def _run(store, game: str, name: str) -> int:
     structure = load_builtin(f"{game}-v0")
     return store.create_run(
@@ -48,7 +35,7 @@ def _run(store, game: str, name: str) -> int:
 
 def _runner(store, tmp_path, run_id: int, game: str, seed: int, max_steps: int) -> EpisodeRunner:
     return EpisodeRunner(
-        store=store, run_id=run_id, game=make_game(game), structure=load_builtin(f"{game}-v0"), engine=_NoModel(),  # type: ignore[arg-type]
+        store=store, run_id=run_id, game=make_game(game), structure=load_builtin(f"{game}-v0"), engine=PersonOnly(),
         seed=seed, memory_dir=tmp_path / f"mem{run_id}-{seed}-{max_steps}", max_steps=max_steps,
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ the failures a real server will not produce on demand: 503s, 429s, rejected fiel
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import socket
@@ -45,8 +46,9 @@ def free_port() -> int:
 
 
 # -- a real llama_cpp.server ------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def running_llama_server(folder: Path, *extra: str) -> Iterator[str]:
+    """``python -m llama_cpp.server`` with the bundled model on a free port; yields its /v1 URL."""
     missing = [m for m in SERVER_DEPS if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(
@@ -55,10 +57,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from automem.engines.bundled import bundled_model_path
 
     port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    log_path = folder / "server.log"
     log = log_path.open("wb")
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path())]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", *extra]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -84,6 +86,12 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_llama_server(tmp_path_factory.mktemp("llama_server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -389,3 +397,23 @@ def test_modules_stay_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())
     assert out.stdout.strip() == "[]"
+
+
+def test_real_server_tool_calls(tmp_path: Path) -> None:
+    """A server in llama.cpp's function-calling format: the engine offers tools and reads the calls."""
+    from automem.engines.base import supports_tools
+    from automem.optimize.digest import TOOLS
+
+    with running_llama_server(tmp_path, "--chat_format", "chatml-function-calling") as url:
+        engine = factory(url, **FAST)
+        assert supports_tools(engine)
+        messages = [
+            {"role": "system", "content": "You review an agent's episodes. Use the tools to look at steps."},
+            {"role": "user", "content": "Episode 3 had a death near step 40. Look at it."},
+        ]
+        reply = engine.complete_tools(messages, TOOLS, max_tokens=80, temperature=0.2, seed=1)
+        engine.close()
+    assert reply.tool_calls, reply
+    call = reply.tool_calls[0]
+    assert call.name in {t["function"]["name"] for t in TOOLS}
+    assert isinstance(json.loads(call.arguments), dict)

@@ -188,3 +188,25 @@ def test_the_heuristic_critic_reads_the_digests_numbers(store, recorded):
     proposals = critic.propose(CRAFTER, "digest", 3, set())
     assert proposals and all(p.structure is not None and p.analysis.startswith("[") for p in proposals)
     assert any("survival.md" in p.analysis for p in proposals)  # never read: dropped
+
+
+@pytest.mark.model
+def test_llm_critic_looks_up_steps_and_files_with_tools_before_answering(engine, store, recorded):
+    """In-process llama.cpp takes tools (ChatML function calling): the critic may read any step
+    range or memory file of the store's episodes before its constrained answer."""
+    from automem.engines.base import supports_tools
+
+    episode = recorded(store, "crafter-seed7")
+    assert supports_tools(engine)
+    critic = LLMCritic(engine, max_tokens=150, temperature=0.2, tool_rounds=2)
+    critic.store = store
+    digest = f"ep {episode} seed 7: 12 steps, progression 0; step 7 refused an insert into actions.md"
+    messages, looked_up = critic.investigate(
+        [{"role": "system", "content": "You review an agent's episodes. Use the tools to look at steps."},
+         {"role": "user", "content": f"{digest}. Look at the steps around step 7 of episode {episode}."}],
+        seed=1,
+    )  # fmt: skip
+    assert looked_up, "the model asked for nothing"
+    for call in looked_up:
+        assert call["name"] in ("step_range", "memory_file_at") and call["result"]
+    assert any(f"{call['name']} result:" in m["content"] for m in messages for call in looked_up)

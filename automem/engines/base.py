@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -23,6 +23,12 @@ def api_key_from_env(name: str) -> str:
 
 
 @dataclass
+class ToolCall:
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass
 class Completion:
     text: str
     input_tokens: int
@@ -30,6 +36,14 @@ class Completion:
     output_tokens: int
     latency_s: float
     finish_reason: str | None = None
+    #: functions the model asked to call (only from ``complete_tools``)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+def supports_tools(engine: object) -> bool:
+    """Engines that can be offered functions have ``complete_tools(messages, tools, ...)`` and say
+    so with ``supports_tools``; it is optional, so it is not part of the Engine protocol."""
+    return bool(getattr(engine, "supports_tools", False)) and hasattr(engine, "complete_tools")
 
 
 @runtime_checkable
@@ -50,3 +64,26 @@ class Engine(Protocol):
     ) -> Completion: ...
 
     def close(self) -> None: ...
+
+
+class PersonOnly:
+    """The engine of an episode a person plays entirely (``EpisodeRunner.take_over`` every step, as
+    the benchmarks and some tests do): asking it for a completion is an error."""
+
+    name = "person"
+    model = "none"
+    supports_grammar = False
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        grammar: str | None = None,
+        max_tokens: int = 64,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> Completion:
+        raise EngineError("no model here: every step of this episode is played by a person")
+
+    def close(self) -> None:
+        pass

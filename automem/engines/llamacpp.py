@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from automem.engines.base import Completion, EngineError, Message
+from automem.engines.base import Completion, EngineError, Message, ToolCall
 from automem.engines.bundled import bundled_model_path
 
 GGUF_MAGIC = b"GGUF"
@@ -133,6 +133,51 @@ class LlamaCppEngine:
             output_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=latency,
             finish_reason=choice.get("finish_reason"),
+        )
+
+    supports_tools = True
+
+    def complete_tools(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+        seed: int | None = None,
+    ) -> Completion:
+        """One call where the model may answer or ask for ``tools`` (OpenAI tool schemas), through
+        llama-cpp-python's ChatML function-calling format rather than the model's own template."""
+        from llama_cpp.llama_chat_format import chatml_function_calling
+
+        with self._lock:
+            llm = self._llm
+            if seed is not None:
+                llm.set_seed(seed)
+            start = time.perf_counter()
+            try:
+                out = chatml_function_calling(
+                    llama=llm, messages=messages, tools=tools, tool_choice="auto",  # type: ignore[arg-type]
+                    temperature=temperature, max_tokens=max_tokens,
+                )  # fmt: skip
+            except ValueError as exc:
+                raise EngineError(f"llama.cpp call failed: {exc}") from None
+            latency = time.perf_counter() - start
+        usage = out.get("usage", {})  # type: ignore[union-attr]
+        choice = out["choices"][0]  # type: ignore[index]
+        message = choice["message"]
+        calls = [
+            ToolCall(c["function"]["name"], c["function"].get("arguments") or "{}")
+            for c in message.get("tool_calls") or []
+        ]
+        return Completion(
+            text=message.get("content") or "",
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            cached_tokens=0,
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+            tool_calls=calls,
         )
 
     def close(self) -> None:

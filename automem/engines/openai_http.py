@@ -26,7 +26,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from automem.engines.base import Completion, EngineError, Message, api_key_from_env
+from automem.engines.base import Completion, EngineError, Message, ToolCall, api_key_from_env
 from automem.engines.retry import RetryPolicy, Transient, one_line, parse_retry_after, status_is_retryable, with_retries
 
 log = logging.getLogger(__name__)
@@ -328,6 +328,50 @@ class OpenAIEngine:
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_s=timing.get("latency", 0.0),
             finish_reason=choice.finish_reason,
+        )
+
+    supports_tools = True  # servers without tool support answer in text: tool_calls stays empty
+
+    def complete_tools(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+        seed: int | None = None,
+    ) -> Completion:
+        """One call offering ``tools`` (OpenAI tool schemas); the model may answer or call them."""
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m["role"], "content": str(m["content"])} for m in messages],
+            "tools": tools,
+            "tool_choice": "auto",
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        start = time.perf_counter()
+        out = self._call(self._client.chat.completions.create, **kwargs)
+        latency = time.perf_counter() - start
+        if not out.choices:
+            raise EngineError(f"{self._where}: the reply has no choices")
+        choice = out.choices[0]
+        calls = [
+            ToolCall(c.function.name, c.function.arguments or "{}")
+            for c in (choice.message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        usage = out.usage
+        return Completion(
+            text=choice.message.content or "",
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            cached_tokens=0,
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_s=latency,
+            finish_reason=choice.finish_reason,
+            tool_calls=calls,
         )
 
     def close(self) -> None:

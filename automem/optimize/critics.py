@@ -60,6 +60,8 @@ class Proposal:
     raw: str = ""
     attempts: int = 1
     errors: list[str] = field(default_factory=list)
+    #: what the critic looked up before answering: {name, arguments, result}
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
 
 
 class Critic(Protocol):
@@ -157,16 +159,65 @@ def critic_messages(parent: Structure, digest_text: str, *, whole: bool, tried: 
 
 
 # -- LLM critic -------------------------------------------------------------------------------
+TOOLS_HINT = """Before you answer you may look closer: step_range(episode_id, start, end) shows any steps
+of an episode with their turns, memory_file_at(episode_id, path, step) a memory file as it was.
+Call them when the digest is not enough; answer when you know what to change."""
+#: characters of one tool result the critic sees
+TOOL_RESULT_CHARS = 4000
+
+
 class LLMCritic:
     label = "LLM critic"
 
-    def __init__(self, engine: Engine, *, whole: bool = False, max_tokens: int | None = None, temperature: float = 0.7):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        whole: bool = False,
+        max_tokens: int | None = None,
+        temperature: float = 0.7,
+        tool_rounds: int = 3,
+    ):
         self.engine = engine
         self.name = f"{engine.name}:{engine.model}"
         self.whole = whole
         self.max_tokens = max_tokens or (3000 if whole else 400)
         self.temperature = temperature
+        #: look-ups allowed before the answer, when the engine takes tools and a store is set
+        self.tool_rounds = tool_rounds
+        self.store: Any = None  # set by the optimizer: the tools read episodes from it
         self._grammar: str | None = None
+
+    def investigate(self, messages: list[Message], seed: int) -> tuple[list[Message], list[dict[str, str]]]:
+        """Let the critic call the digest's tools; the exchanges are appended as plain messages (every
+        chat template takes those), the answer that follows is constrained as usual."""
+        from automem.engines.base import supports_tools
+        from automem.optimize.digest import TOOLS, call_tool
+
+        if self.store is None or self.tool_rounds <= 0 or not supports_tools(self.engine):
+            return messages, []
+        log: list[dict[str, str]] = []
+        messages = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + "\n\n" + TOOLS_HINT}]
+        for round_ in range(self.tool_rounds):
+            try:
+                reply = self.engine.complete_tools(  # type: ignore[attr-defined]
+                    messages, TOOLS, max_tokens=120, temperature=self.temperature, seed=seed * 31 + round_
+                )
+            except EngineError:
+                break  # looking things up is optional; the answer can still be asked for
+            if not reply.tool_calls:
+                break
+            for call in reply.tool_calls[:2]:
+                result = call_tool(self.store, call.name, call.arguments)[:TOOL_RESULT_CHARS]
+                log.append({"name": call.name, "arguments": call.arguments, "result": result})
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": f"(looking up) {call.name} {call.arguments}"},
+                    {"role": "user", "content": f"{call.name} result:\n{result}"},
+                ]
+        if log:
+            messages = [*messages, {"role": "user", "content": "Now answer with the JSON object."}]
+        return messages, log
 
     def grammar(self) -> str | None:
         if not self.engine.supports_grammar:
@@ -200,6 +251,7 @@ class LLMCritic:
 
     def _one(self, parent: Structure, digest_text: str, tried: list[str], exclude: set[str], seed: int) -> Proposal:
         messages = critic_messages(parent, digest_text, whole=self.whole, tried=tried)
+        messages, looked_up = self.investigate(messages, seed)
         errors: list[str] = []
         raw = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -210,13 +262,13 @@ class LLMCritic:
                 )  # fmt: skip
             except EngineError as exc:
                 errors.append(f"attempt {attempt}: engine error: {exc}")
-                return Proposal(None, "", raw, attempt, errors)
+                return Proposal(None, "", raw, attempt, errors, looked_up)
             raw = completion.text
             try:
                 child, analysis = check_proposal(parent, parse_answer(raw), author=f"critic:{self.name}")
                 if child.id in exclude:
                     raise ValueError(f"structure {child.id} was already tried")
-                return Proposal(child, analysis, raw, attempt, errors)
+                return Proposal(child, analysis, raw, attempt, errors, looked_up)
             except (ValueError, PatchError, StructureError) as exc:
                 reason = str(exc)
                 errors.append(f"attempt {attempt}: {reason}")
@@ -227,7 +279,7 @@ class LLMCritic:
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": f"Refused: {reason}\nAnswer again with a corrected JSON object."},
                 ]
-        return Proposal(None, "", raw, MAX_ATTEMPTS, errors)
+        return Proposal(None, "", raw, MAX_ATTEMPTS, errors, looked_up)
 
     def close(self) -> None:
         self.engine.close()

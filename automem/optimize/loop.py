@@ -287,6 +287,8 @@ class Optimizer:
             from automem.optimize.signals import signals_from_digest
 
             self.critic.signals = signals_from_digest(digest)
+        if hasattr(self.critic, "store"):
+            self.critic.store = self.store  # an LLM critic's tools read any step or file from it
         tried = set(self.structures)
         self.say(f"iteration {iteration}: {self.critic.label} revises {parent.name} {parent.id} "
                  f"(progression {parent_score.mean:.2f})")  # fmt: skip
@@ -310,6 +312,7 @@ class Optimizer:
                     "analysis": proposal.analysis,
                     "proposal": proposal.raw,
                     "attempts": proposal.attempts,
+                    "tool_calls": json.dumps(proposal.tool_calls),
                     "changes": json.dumps(structural_changes(parent, child) if child else []),
                     "wording": json.dumps(wording_changes(parent, child) if child else []),
                     "status": "pending" if child else "invalid",

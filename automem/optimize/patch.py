@@ -93,11 +93,16 @@ def apply_patch(data: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str
                 node = node[index]
                 continue
             if not isinstance(node, dict):
-                raise PatchError(f"{path}: {part} is inside something that is not a mapping")
+                raise PatchError(
+                    f"{path}: {part} is inside something that is not a mapping (a file is files[PATH], e.g. "
+                    "files[map.md].max_lines)"
+                )
             if last:
                 node[part] = change["value"]
                 break
             if part not in node or node[part] is None:
-                raise PatchError(f"{path}: no field {part}")
+                known = ", ".join(k for k in node if node[k] is not None)
+                hint = " (a file is files[PATH], e.g. files[map.md].max_lines)" if depth == 0 else ""
+                raise PatchError(f"{path}: no field {part}; fields here: {known}{hint}")
             node = node[part]
     return out

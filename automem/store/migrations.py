@@ -237,6 +237,7 @@ def m003_optimize(db: Database) -> None:
             "analysis": str,  # the critic's own account of what it changed and why
             "proposal": str,  # the critic's raw output (last attempt)
             "attempts": int,  # proposals sent back with validation errors, plus the last one
+            "tool_calls": str,  # JSON [{name, arguments, result}]: what the critic looked up before answering
             "changes": str,  # JSON list: the structural changes (code-checked on the two structures)
             "wording": str,  # JSON list: wording-only fields that changed too
             "status": str,  # pending | accepted | rejected | invalid | failed
