@@ -210,3 +210,15 @@ def test_llm_critic_looks_up_steps_and_files_with_tools_before_answering(engine,
     for call in looked_up:
         assert call["name"] in ("step_range", "memory_file_at") and call["result"]
     assert any(f"{call['name']} result:" in m["content"] for m in messages for call in looked_up)
+
+
+@pytest.mark.model
+def test_llm_critic_constrained_to_the_whole_structure_schema(engine):
+    """``whole:SPEC``: the answer is held to Structure's own JSON schema; a cut answer is refused
+    with the reason (a 135M model cannot write a whole structure in 150 tokens)."""
+    critic = LLMCritic(engine, whole=True, max_tokens=150, temperature=0.2, attempts=1)
+    assert "fallback_action" in critic.grammar() and "phases" in critic.grammar()
+    (proposal,) = critic.propose(CRAFTER, "map.md: 9 writes, 0 reads", 1, set())
+    assert proposal.raw.lstrip().startswith("{") and proposal.attempts == 1
+    if proposal.structure is None:
+        assert proposal.errors and proposal.errors[0].startswith("attempt 1: ")

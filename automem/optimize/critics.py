@@ -51,6 +51,21 @@ PATCH_SCHEMA: dict[str, Any] = {
 }
 
 
+def whole_schema() -> dict[str, Any]:
+    """{analysis, structure} with ``structure`` held to Structure's own JSON schema (lineage fields
+    left out: the code sets them)."""
+    inner = Structure.model_json_schema()
+    defs = inner.pop("$defs", {})  # refs point at the root: hoist the definitions there
+    for lineage in ("parent", "author"):
+        inner["properties"].pop(lineage, None)
+    return {
+        "type": "object",
+        "$defs": defs,
+        "properties": {"analysis": {"type": "string"}, "structure": inner},
+        "required": ["analysis", "structure"],
+    }
+
+
 @dataclass
 class Proposal:
     """One candidate: the structure (None when every attempt was refused) and how it came about."""
@@ -177,8 +192,10 @@ class LLMCritic:
         max_tokens: int | None = None,
         temperature: float = 0.7,
         tool_rounds: int = 3,
+        attempts: int = MAX_ATTEMPTS,
     ):
         self.engine = engine
+        self.attempts = attempts
         self.name = f"{engine.name}:{engine.model}"
         self.whole = whole
         self.max_tokens = max_tokens or (3000 if whole else 400)
@@ -225,16 +242,7 @@ class LLMCritic:
         if self._grammar is None:
             from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-            schema = PATCH_SCHEMA
-            if self.whole:
-                schema = {
-                    "type": "object",
-                    "properties": {
-                        "analysis": {"type": "string"},
-                        "structure": Structure.model_json_schema(),
-                    },
-                    "required": ["analysis", "structure"],
-                }
+            schema = PATCH_SCHEMA if not self.whole else whole_schema()
             self._grammar = json_schema_to_gbnf(json.dumps(schema))
         return self._grammar
 
@@ -254,7 +262,7 @@ class LLMCritic:
         messages, looked_up = self.investigate(messages, seed)
         errors: list[str] = []
         raw = ""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, self.attempts + 1):
             try:
                 completion = self.engine.complete(
                     messages, grammar=self.grammar(), max_tokens=self.max_tokens, temperature=self.temperature,
@@ -279,7 +287,7 @@ class LLMCritic:
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": f"Refused: {reason}\nAnswer again with a corrected JSON object."},
                 ]
-        return Proposal(None, "", raw, MAX_ATTEMPTS, errors, looked_up)
+        return Proposal(None, "", raw, self.attempts, errors, looked_up)
 
     def close(self) -> None:
         self.engine.close()
