@@ -631,6 +631,83 @@ def optimize(
     console.print(f"automem structures tree --db {store.path}  shows the lineage", style="dim", highlight=False)
 
 
+@app.command()
+def mine(
+    runs: Annotated[list[str], typer.Option("--runs", "-r", help="Run names to mine (repeat or comma-separate).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Name of the dataset to write.")],
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="Engine spec or profile that rates each candidate 1-5.")
+    ] = None,
+    min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fail below this many.")] = 1,
+    min_score: Annotated[float, typer.Option("--min-score", help="Signals a candidate must reach.")] = 2.0,
+    k: Annotated[int, typer.Option("--k", min=1, help="Progress within k steps counts for a decision.")] = 10,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=0.9)] = 0.2,
+    db: DbOption = None,
+) -> None:
+    """Loop 2: pick the memory decisions worth reinforcing from recorded runs; write a chat JSONL dataset."""
+    import re
+
+    from automem.engines import EngineError, build_engine
+    from automem.finetune.mine import MineConfig, MiningError
+    from automem.finetune.mine import mine as run_mine
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", out):
+        fail(f"--out must be a plain name (letters, digits, _ . -), not {out!r}")
+    names = [n.strip() for item in runs for n in item.split(",") if n.strip()]
+    store = _open_store(db)
+    judge_engine = None
+    if judge:
+        try:
+            judge_engine = build_engine(judge)
+        except EngineError as exc:
+            fail(f"judge: {exc}", 1)
+    config = MineConfig(runs=names, out=out, k=k, min_score=min_score, min_examples=min_examples,
+                        val_fraction=val_fraction, judge=judge)  # fmt: skip
+    try:
+        result = run_mine(store, config, judge=judge_engine, on_event=lambda m: console.print(m, highlight=False))
+    except MiningError as exc:
+        fail(str(exc))
+    finally:
+        if judge_engine is not None:
+            judge_engine.close()
+    console.print(f"dataset {out} (id {result.dataset_id}): {result.kept} of {result.candidates} kept", highlight=False)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run names (e.g. the base model's and the specialist's).")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Progression and memory-quality figures of runs side by side."""
+    from automem.finetune.compare import quality
+    from automem.finetune.mine import MiningError
+
+    store = _open_store(db)
+    try:
+        rows = [quality(store, name) for name in runs]
+    except MiningError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps([r.as_row() for r in rows]))
+        return
+    table = Table(title="memory quality")
+    table.add_column("figure")
+    for r in rows:
+        table.add_column(r.run, justify="right")
+    labels = {
+        "game": "game", "episodes": "episodes", "progression_mean": "progression (mean)",
+        "progression_se": "progression (standard error)", "valid_op_rate": "valid memory operations",
+        "redundant_write_rate": "redundant writes", "writes_read_later": "writes read later",
+        "growth_chars_per_step": "memory growth (chars/step)", "tokens_per_step": "tokens per step",
+        "calls_per_step": "model calls per step", "ops_per_step": "memory operations per step",
+    }  # fmt: skip
+    for key, label in labels.items():
+        values = [getattr(r, key) for r in rows]
+        table.add_row(label, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
+    console.print(table)
+
+
 @structures_app.command("tree")
 def structures_tree(
     db: DbOption = None,

@@ -139,3 +139,23 @@ def changed_line_numbers(before: str | None, after: str | None) -> list[int]:
         if tag in ("replace", "insert"):
             out.extend(range(head + j1 + 1, head + j2 + 1))
     return out
+
+
+#: writes that add text to a file rather than replace it: redundant when that text is already there
+ADDING_VERBS = frozenset({"append", "insert", "upsert"})
+
+
+def added_lines_present(verb: str, args: dict[str, Any], before: str | None) -> bool:
+    """Whether an append/insert/upsert only added lines the file already held (a redundant write)."""
+    if verb not in ADDING_VERBS or not before:
+        return False
+    text = str(args.get("text") or "")
+    if verb == "upsert":
+        value = text.strip()
+        added = [f"{args.get('key')}: {value}" if value else f"{args.get('key')}:"]
+    else:
+        added = [line.strip() for line in split_lines(text) if line.strip()]
+    if not added:
+        return False
+    held = {line.strip() for line in split_lines(before)}
+    return all(line in held for line in added)

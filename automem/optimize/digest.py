@@ -23,13 +23,11 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from automem.memory.ops import READ_VERBS, split_lines
+from automem.memory.ops import ADDING_VERBS, READ_VERBS, added_lines_present, split_lines
 from automem.runs.metrics import mean_se
 from automem.store.db import Store
 
 _READS = frozenset(v.value for v in READ_VERBS)
-# writes that add text to a file rather than replace it: redundant when that text is already there
-_ADDING = frozenset({"append", "insert", "upsert"})
 # ends that are the harness's cap or a person stopping the run, not something the agent did
 _CAP_ENDS = frozenset({"max steps", "max steps of the env", "interrupted"})
 _DEATH_WORDS = ("death", "died", "dead", "killed")
@@ -301,24 +299,6 @@ def _log_budget_exhausted(store: Store, episode_id: int, budget: int | None) -> 
 
 
 # -- memory statistics ----------------------------------------------------------------------------
-def _added_lines_present(op: _Op, before: str) -> bool:
-    """Whether an append/insert/upsert only added lines the file already held."""
-    try:
-        args = json.loads(op.args)
-    except ValueError:
-        return False
-    text = str(args.get("text") or "")
-    if op.verb == "upsert":
-        value = text.strip()
-        added = [f"{args.get('key')}: {value}" if value else f"{args.get('key')}:"]
-    else:
-        added = [line.strip() for line in split_lines(text) if line.strip()]
-    if not added:
-        return False
-    held = {line.strip() for line in split_lines(before)}
-    return all(line in held for line in added)
-
-
 def _read_targets(op: _Op) -> list[tuple[str, int]]:
     """(file, characters returned) for one successful read; '*' reads are split by the files listed."""
     if op.path != "*":
@@ -369,11 +349,11 @@ def _file_stats(
         last_text[op.path] = op.after_id
         if op.verb != "delete" and op.before_id == op.after_id:
             acc.redundant += 1  # texts are content-addressed: equal ids, equal content
-        elif op.verb in _ADDING and op.before_id is not None:
+        elif op.verb in ADDING_VERBS and op.before_id is not None:
             to_check.append(op)
     befores = _texts(store, (o.before_id for o in to_check if o.before_id))
     for op in to_check:
-        if _added_lines_present(op, befores.get(op.before_id or "", "")):
+        if added_lines_present(op.verb, json.loads(op.args or "{}"), befores.get(op.before_id or "", "")):
             accs[op.path].redundant += 1
     finals = _texts(store, (t for t in last_text.values() if t))
     for path, acc in accs.items():

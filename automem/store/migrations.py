@@ -264,3 +264,24 @@ def m003_optimize(db: Database) -> None:
         ],
     )
     db["optimize_iterations"].create_index(["optimization_id", "iteration", "candidate"], unique=True)
+
+
+@migrations()
+def m004_datasets(db: Database) -> None:
+    # loop 2: a mined dataset; its examples and every candidate's decision live in files beside it
+    db["datasets"].create(
+        {
+            "id": int,
+            "name": str,
+            "runs": str,  # JSON list of run names mined
+            "selection": str,  # JSON: the configuration, signal weights and judge rubric used
+            "candidates": int,
+            "kept": int,
+            "train": int,
+            "val": int,
+            "folder": str,  # train.jsonl, val.jsonl, decisions.jsonl, selection.json
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["datasets"].create_index(["name"], unique=True)

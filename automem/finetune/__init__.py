@@ -1,0 +1,1 @@
+"""Loop 2: mine good memory decisions, build datasets, train a memory specialist."""

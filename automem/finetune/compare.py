@@ -1,0 +1,73 @@
+"""Memory-quality figures of runs side by side (`automem compare RUN_A RUN_B`), e.g. the base model
+against the two-model mode with a memory specialist."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from automem.finetune.mine import MiningError, candidates_of, episodes_of_runs
+from automem.memory.ops import READ_VERBS
+from automem.optimize.digest import build_digest
+from automem.runs.metrics import mean_se
+from automem.store.db import Store
+
+_READS = frozenset(v.value for v in READ_VERBS)
+
+
+@dataclass
+class Quality:
+    run: str
+    game: str
+    episodes: int
+    progression_mean: float
+    progression_se: float
+    valid_op_rate: float  # memory operations that succeeded / all the model issued
+    redundant_write_rate: float  # writes that changed nothing new / successful writes
+    writes_read_later: float  # share of successful writes whose file was read (or shown pinned) afterwards
+    growth_chars_per_step: float  # memory folder growth, summed over files
+    tokens_per_step: float
+    calls_per_step: float
+    ops_per_step: float
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quality(store: Store, run: str) -> Quality:
+    row = store.run_by_name(run)
+    if row is None:
+        raise MiningError(f"no run named {run!r} in {store.path}")
+    digest = build_digest(store, row["id"])
+    items = [
+        c for episode_id, name in episodes_of_runs(store, [run]) for c in candidates_of(store, episode_id, name, k=10)
+    ]
+    ops = store.db.execute(
+        "SELECT COUNT(*), SUM(ok) FROM memory_ops o JOIN episodes e ON e.id = o.episode_id "
+        "WHERE e.run_id = ? AND o.source = 'model'",
+        [row["id"]],
+    ).fetchone()
+    totals = store.db.execute(
+        "SELECT COUNT(*), SUM(s.input_tokens + s.output_tokens), SUM(s.llm_calls), SUM(s.memory_ops) "
+        "FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.run_id = ?",
+        [row["id"]],
+    ).fetchone()
+    steps = totals[0] or 0
+    writes = [c for c in items if c.ok and c.verb not in _READS]
+    files = digest.files.values()
+    successful_writes = sum(f.writes for f in files)
+    mean, se = mean_se([e.progression for e in digest.episodes if e.status == "finished"])
+    return Quality(
+        run=run,
+        game=digest.game,
+        episodes=len(digest.episodes),
+        progression_mean=mean,
+        progression_se=se,
+        valid_op_rate=(ops[1] or 0) / ops[0] if ops[0] else 0.0,
+        redundant_write_rate=sum(f.redundant_writes for f in files) / successful_writes if successful_writes else 0.0,
+        writes_read_later=sum(c.signals.get("read_later", False) for c in writes) / len(writes) if writes else 0.0,
+        growth_chars_per_step=sum(f.growth_chars_per_step for f in files),
+        tokens_per_step=(totals[1] or 0) / steps if steps else 0.0,
+        calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
+        ops_per_step=(totals[3] or 0) / steps if steps else 0.0,
+    )
