@@ -222,7 +222,13 @@ def run(
     try:
         with progress:
             run_id, summaries = execute_run(
-                config, store, model, game=the_game, on_episode_start=on_start, on_step=on_step
+                config,
+                store,
+                model,
+                game=the_game,
+                on_episode_start=on_start,
+                on_step=on_step,
+                memory_engine=memory_model,
             )
     except (GameError, StructureError) as exc:
         fail(str(exc))
@@ -706,6 +712,64 @@ def compare(
         values = [getattr(r, key) for r in rows]
         table.add_row(label, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
     console.print(table)
+
+
+@app.command()
+def finetune(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="A dataset made by automem mine.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Name of the training run and its adapter.")],
+    base: Annotated[
+        str, typer.Option("--base", help="Model folder or .gguf file; 'bundled' is the bundled SmolLM2 GGUF.")
+    ] = "bundled",
+    backend: Annotated[str, typer.Option(help="auto (Unsloth on a CUDA GPU, else peft), unsloth or peft.")] = "auto",
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
+    lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 16,
+    target_modules: Annotated[
+        str, typer.Option("--target-modules", help="Comma-separated module names.")
+    ] = "q_proj,k_proj,v_proj,o_proj",
+    epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    lr: Annotated[float, typer.Option(min=1e-7)] = 2e-4,
+    max_length: Annotated[int, typer.Option("--max-length", min=128)] = 4096,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Cap on optimizer steps (-1: epochs decide).")] = -1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run named --out from its checkpoint.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Loop 2: LoRA-train a memory specialist on a mined dataset (loss on the assistant's tokens only)."""
+    import re
+
+    from automem.engines import EngineError
+    from automem.finetune.train import TrainConfig, TrainingError
+    from automem.finetune.train import finetune as run_finetune
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", out):
+        fail(f"--out must be a plain name (letters, digits, _ . -), not {out!r}")
+    modules = [m.strip() for m in target_modules.split(",") if m.strip()]
+    config = TrainConfig(
+        dataset=dataset, base=base, out=out, backend=backend, lora_r=lora_r, lora_alpha=lora_alpha,
+        target_modules=modules, epochs=epochs, lr=lr, max_length=max_length, max_steps=max_steps,
+    )  # fmt: skip
+    store = _open_store(db)
+    from automem.jobs import report_progress
+
+    def on_log(entry: dict) -> None:  # type: ignore[type-arg]
+        if "loss" in entry:
+            console.print(f"step {entry['step']}: loss {entry['loss']:.4f}", highlight=False)
+            report_progress(int(entry["step"]), max(max_steps, int(entry["step"])), f"loss {entry['loss']:.3f}")
+
+    try:
+        result = run_finetune(store, config, resume=resume, on_log=on_log)
+    except (TrainingError, EngineError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: rerun with --out {out} --resume to continue from the last checkpoint")
+        raise typer.Exit(130) from None
+    console.print(
+        f"training run {out} ({result['backend']}): {result['steps']} steps, train loss {result['train_loss']:.4f}"
+        + (f", eval loss {result['eval_loss']:.4f}" if result.get("eval_loss") is not None else "")
+        + f"\nadapter: {result['adapter']}\ntwo-model play: automem run GAME --memory-engine "
+        f"transformers:{result['adapter']}",
+        highlight=False,
+    )
 
 
 @structures_app.command("tree")

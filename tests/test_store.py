@@ -39,7 +39,13 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
     Store(tmp_path / "a.db").close()
     again = Store(tmp_path / "a.db")
     rows = list(again.db["_sqlite_migrations"].rows)
-    assert [r["name"] for r in rows] == ["m001_initial", "m002_jobs", "m003_optimize", "m004_datasets"]
+    assert [r["name"] for r in rows] == [
+        "m001_initial",
+        "m002_jobs",
+        "m003_optimize",
+        "m004_datasets",
+        "m005_training_runs",
+    ]
 
 
 def test_step_with_calls_and_ops_is_readable_with_plain_sqlite(store: Store) -> None:

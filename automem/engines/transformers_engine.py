@@ -94,8 +94,7 @@ class TransformersEngine:
             raise EngineError(f"unknown device {device!r}; use auto, cpu or cuda")
         try:
             import torch  # heavy: imported only when an engine is built
-            import transformers
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            import transformers  # noqa: F401  (checked here: load_pretrained imports it)
         except ImportError as exc:
             raise EngineError(f"transformers engine needs torch and transformers: {exc}") from None
         self._torch = torch
@@ -111,28 +110,7 @@ class TransformersEngine:
 
         self.model = gguf_file or folder.name
         self.model_path = str(folder / gguf_file) if gguf_file else str(folder)
-        kwargs: dict[str, Any] = {"local_files_only": True}
-        if gguf_file:
-            kwargs["gguf_file"] = gguf_file
-        # transformers renamed torch_dtype to dtype (4.56); both spellings work in between
-        dtype_key = "dtype" if _version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
-        logging = transformers.utils.logging
-        bars = logging.is_progress_bar_enabled()
-        verbosity = logging.get_verbosity()
-        logging.disable_progress_bar()
-        logging.set_verbosity_error()
-        quiet = _QuietGGUF() if gguf_file else None
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs, **{dtype_key: torch_dtype})
-        except Exception as exc:  # transformers raises many kinds (OSError, ValueError, KeyError...)
-            raise EngineError(f"cannot load model {self.model_path}: {_first_line_of(exc)}") from None
-        finally:
-            if bars:
-                logging.enable_progress_bar()
-            logging.set_verbosity(verbosity)
-            if quiet is not None:
-                quiet.restore()
+        self._tokenizer, model = load_pretrained(folder, gguf_file, torch_dtype)
         if adapter_dir is not None:
             model = self._load_adapter(model, adapter_dir, merge_adapter)
             self.model = f"{self.model}+{adapter_dir.name}"
@@ -323,6 +301,38 @@ class TransformersEngine:
         self.reset()
 
 
+def load_pretrained(folder: Path, gguf_file: str | None, torch_dtype: Any) -> tuple[Any, Any]:
+    """(tokenizer, causal LM) from a model folder or a GGUF file in it, local files only, quietly;
+    shared by the engine and loop 2's trainer."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    # transformers renamed torch_dtype to dtype (4.56); both spellings work in between
+    dtype_key = "dtype" if _version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
+    logging = transformers.utils.logging
+    bars = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    quiet = _QuietGGUF() if gguf_file else None
+    where = folder / gguf_file if gguf_file else folder
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs, **{dtype_key: torch_dtype})
+    except Exception as exc:  # transformers raises many kinds (OSError, ValueError, KeyError...)
+        raise EngineError(f"cannot load model {where}: {_first_line_of(exc)}") from None
+    finally:
+        if bars:
+            logging.enable_progress_bar()
+        logging.set_verbosity(verbosity)
+        if quiet is not None:
+            quiet.restore()
+    return tokenizer, model
+
+
 class _QuietGGUF:
     """Silence the GGUF dequantization progress bar, a plain tqdm that ignores transformers' switch."""
 
@@ -354,7 +364,22 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 def factory(target: str, **options: Any) -> TransformersEngine:
-    """``transformers:PATH`` (a model folder or a .gguf file); bare ``transformers`` loads the bundled GGUF."""
+    """``transformers:PATH`` (a model folder or a .gguf file); bare ``transformers`` loads the bundled GGUF;
+    ``transformers:ADAPTER`` (a PEFT adapter folder made by ``automem finetune``) loads its base with it."""
+    adapter = Path(target).expanduser() if target else None
+    if adapter is not None and (adapter / "adapter_config.json").is_file() and "adapter" not in options:
+        import json
+
+        recorded = adapter / "automem.json"
+        if recorded.is_file():
+            base = json.loads(recorded.read_text(encoding="utf-8"))["base"]
+        else:
+            base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get(
+                "base_model_name_or_path"
+            )
+        if not base:
+            raise EngineError(f"adapter {adapter} does not say which base model it was trained on")
+        return TransformersEngine(base, adapter=adapter, **options)
     if not target:
         from automem.engines.bundled import bundled_model_path
 

@@ -285,3 +285,30 @@ def m004_datasets(db: Database) -> None:
         pk="id",
     )
     db["datasets"].create_index(["name"], unique=True)
+
+
+@migrations()
+def m005_training_runs(db: Database) -> None:
+    # loop 2: one row per fine-tuning run (its recipe, its losses as they come, the adapter it made)
+    db["training_runs"].create(
+        {
+            "id": int,
+            "name": str,
+            "dataset_id": int,
+            "base": str,  # model folder, .gguf file or "bundled"
+            "backend": str,  # unsloth | peft
+            "config": str,  # JSON: the whole recipe (LoRA r, alpha, modules, epochs, lr, max length, ...)
+            "status": str,  # running | finished | failed | interrupted
+            "adapter": str,  # the PEFT adapter folder the transformers engine loads
+            "log": str,  # JSON list of the trainer's logs: step, loss, learning rate, eval loss
+            "steps": int,
+            "train_loss": float,
+            "eval_loss": float,
+            "error": str,
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["training_runs"].create_index(["name"], unique=True)

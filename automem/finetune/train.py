@@ -1,0 +1,212 @@
+"""Fine-tuning a memory specialist: LoRA on a mined dataset, loss on the assistant's tokens only.
+
+``auto`` picks Unsloth when a CUDA GPU is present and Unsloth imports, else transformers + peft +
+trl (which also runs, slowly, on a CPU). Every run is a ``training_runs`` row with its
+configuration, losses as they come, checkpoints and the adapter folder that the transformers
+engine loads (``transformers:BASE`` with ``adapter=FOLDER``, or ``--memory-engine`` in two-model play).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automem.store.db import Store, now
+
+
+class TrainingError(ValueError):
+    """Bad fine-tuning input (unknown dataset, base model, backend) or a failed run."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str
+    base: str  # a transformers model folder or a .gguf file ("bundled": the bundled SmolLM2 GGUF)
+    out: str
+    backend: str = "auto"  # auto | unsloth | peft
+    lora_r: int = 8
+    lora_alpha: int = 16
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    epochs: float = 1.0
+    lr: float = 2e-4
+    max_length: int = 2048
+    max_steps: int = -1  # > 0 caps the optimizer steps (quick CPU runs)
+    batch_size: int = 1
+    save_steps: int = 50
+    seed: int = 0
+
+
+def choose_backend(requested: str) -> str:
+    if requested not in ("auto", "unsloth", "peft"):
+        raise TrainingError(f"--backend must be auto, unsloth or peft, not {requested!r}")
+    if requested == "peft":
+        return "peft"
+    import torch
+
+    if not torch.cuda.is_available():
+        if requested == "unsloth":
+            raise TrainingError("Unsloth needs a CUDA GPU; use --backend peft on this machine")
+        return "peft"
+    try:
+        import unsloth  # noqa: F401  (an optional extra: pip install 'automem[unsloth]')
+    except (ImportError, NotImplementedError) as exc:
+        if requested == "unsloth":
+            raise TrainingError(f"Unsloth is not usable here: {exc}") from None
+        return "peft"
+    return "unsloth"
+
+
+def _base_path(base: str) -> str:
+    if base in ("bundled", "llamacpp"):
+        from automem.engines.bundled import bundled_model_path
+
+        return str(bundled_model_path())
+    return base
+
+
+def _prompt_completion(path: Path) -> list[dict[str, Any]]:
+    """Chat examples as trl's conversational prompt-completion pairs, so the loss covers only the
+    assistant's answer (the memory command), never the prompt."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            messages = json.loads(line)["messages"]
+            rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return rows
+
+
+def finetune(
+    store: Store, config: TrainConfig, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    row = store.db.execute("SELECT id, folder FROM datasets WHERE name = ?", [config.dataset]).fetchone()
+    if row is None:
+        raise TrainingError(f"no dataset named {config.dataset!r} (make one with automem mine)")
+    dataset_id, folder = row
+    train_rows = _prompt_completion(Path(folder) / "train.jsonl")
+    val_path = Path(folder) / "val.jsonl"
+    val_rows = _prompt_completion(val_path) if val_path.exists() else []
+    if not train_rows:
+        raise TrainingError(f"dataset {config.dataset!r} has no training examples")
+    backend = choose_backend(config.backend)
+    out_dir = store.path.parent / "models" / config.out
+    existing = store.db.execute("SELECT id, status FROM training_runs WHERE name = ?", [config.out]).fetchone()
+    if existing and not resume:
+        raise TrainingError(f"training run {config.out!r} exists; use --resume to continue it or another --out")
+    if existing:
+        run_id = int(existing[0])
+        store.db["training_runs"].update(run_id, {"status": "running"})
+    else:
+        run_id = int(
+            store.db["training_runs"]
+            .insert(
+                {
+                    "name": config.out,
+                    "dataset_id": dataset_id,
+                    "base": config.base,
+                    "backend": backend,
+                    "config": json.dumps(asdict(config)),
+                    "status": "running",
+                    "adapter": str(out_dir / "adapter"),
+                    "log": "[]",
+                    "created_at": now(),
+                }  # fmt: skip
+            )
+            .last_pk  # type: ignore[arg-type]
+        )
+    try:
+        result = _train_peft(config, backend, train_rows, val_rows, out_dir, resume, store, run_id, on_log)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.db["training_runs"].update(run_id, {"status": status, "error": str(exc)[:500], "finished_at": now()})
+        raise
+    store.db["training_runs"].update(
+        run_id,
+        {
+            "status": "finished",
+            "train_loss": result["train_loss"],
+            "eval_loss": result.get("eval_loss"),
+            "steps": result["steps"],
+            "finished_at": now(),
+        },  # fmt: skip
+    )
+    return {"training_run_id": run_id, "adapter": str(out_dir / "adapter"), "backend": backend, **result}
+
+
+def _train_peft(
+    config: TrainConfig,
+    backend: str,
+    train_rows: list[dict[str, Any]],
+    val_rows: list[dict[str, Any]],
+    out_dir: Path,
+    resume: bool,
+    store: Store,
+    run_id: int,
+    on_log: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from automem.engines.transformers_engine import load_pretrained, resolve_model
+
+    folder, gguf_file = resolve_model(_base_path(config.base))
+    cuda = torch.cuda.is_available()
+    tokenizer, model = load_pretrained(folder, gguf_file, torch.float32 if not cuda else "auto")
+    if gguf_file:
+        # transformers dequantizes GGUF weights to plain tensors on load but keeps the model marked
+        # as GGUF-quantized, which its Trainer refuses; the weights really are float now
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    if backend == "unsloth":  # pragma: no cover - needs a CUDA GPU
+        from unsloth import FastLanguageModel
+
+        model = FastLanguageModel.get_peft_model(
+            model, r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules
+        )
+        peft_config = None
+    else:
+        peft_config = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules,
+            lora_dropout=0.0, task_type="CAUSAL_LM",
+        )  # fmt: skip
+    log: list[dict[str, Any]] = []
+
+    class ToStore(TrainerCallback):  # type: ignore[misc]
+        """Losses into the training_runs row as they come, so a job screen or a crash sees them."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            entry = {"step": state.global_step, **{k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}}
+            log.append(entry)
+            store.db["training_runs"].update(run_id, {"log": json.dumps(log), "steps": state.global_step})
+            if on_log is not None:
+                on_log(entry)
+
+    args = SFTConfig(
+        output_dir=str(out_dir / "checkpoints"), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        learning_rate=config.lr, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
+        logging_steps=1, save_steps=config.save_steps, save_total_limit=2, report_to=[], seed=config.seed,
+        completion_only_loss=True, eval_strategy="epoch" if val_rows else "no", use_cpu=not cuda,
+        disable_tqdm=True,
+    )  # fmt: skip
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tokenizer,
+        peft_config=peft_config, callbacks=[ToStore()],
+    )  # fmt: skip
+    checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
+    output = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    trainer.save_model(str(out_dir / "adapter"))
+    # the base it was trained on, so `transformers:ADAPTER_FOLDER` is enough to load it
+    base_file = folder / gguf_file if gguf_file else folder
+    (out_dir / "adapter" / "automem.json").write_text(json.dumps({"base": str(base_file)}), encoding="utf-8")
+    result: dict[str, Any] = {"train_loss": float(output.training_loss), "steps": int(output.global_step)}
+    if val_rows:
+        result["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+    return result

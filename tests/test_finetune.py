@@ -1,0 +1,66 @@
+"""Loop 2 end to end on the CPU: mine a recorded run, LoRA-train SmolLM2-135M for a step with peft,
+load the adapter as the memory engine, play in two-model mode, compare."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from automem.cli import app
+from automem.finetune.train import TrainingError, choose_backend
+
+RUN = "fixture-crafter-seed7"
+
+
+def test_backend_choice_on_a_cpu_machine():
+    assert choose_backend("peft") == "peft"
+    assert choose_backend("auto") == "peft"  # no CUDA here: Unsloth is never imported
+    with pytest.raises(TrainingError, match="CUDA"):
+        choose_backend("unsloth")
+    with pytest.raises(TrainingError, match="auto, unsloth or peft"):
+        choose_backend("tpu")
+
+
+@pytest.mark.model
+def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
+    from automem.store import Store
+
+    db = tmp_path / "a.db"
+    store = Store(db)
+    recorded(store, "crafter-seed7")
+    store.close()
+    runner = CliRunner()
+    mined = runner.invoke(app, ["mine", "--runs", RUN, "--out", "mem1", "--min-score", "1", "--db", str(db)])
+    assert mined.exit_code == 0, mined.output
+    trained = runner.invoke(
+        app, ["finetune", "--dataset", "mem1", "--out", "spec1", "--max-steps", "1", "--db", str(db)]
+    )
+    assert trained.exit_code == 0, trained.output
+    adapter = tmp_path / "models" / "spec1" / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and json.loads((adapter / "automem.json").read_text())["base"]
+    store = Store(db)
+    row = store.db["training_runs"].get(1)
+    assert row["status"] == "finished" and row["backend"] == "peft" and row["steps"] == 1 and row["train_loss"] > 0
+    assert json.loads(row["log"])[0]["loss"] > 0 and json.loads(row["config"])["lora_r"] == 8
+    store.close()
+    again = runner.invoke(app, ["finetune", "--dataset", "mem1", "--out", "spec1", "--db", str(db)])
+    assert again.exit_code == 2 and "--resume" in again.output
+    missing = runner.invoke(app, ["finetune", "--dataset", "nope", "--out", "x", "--db", str(db)])
+    assert missing.exit_code == 2 and "no dataset named 'nope'" in missing.output
+    played = runner.invoke(
+        app,
+        ["run", "crafter", "--seed", "7", "--steps", "2", "--engine", "llamacpp", "--memory-engine",
+         f"transformers:{adapter}", "--run-name", "specialist", "--db", str(db), "--quiet"],
+    )  # fmt: skip
+    assert played.exit_code == 0, played.output
+    store = Store(db)
+    engines = {r[0] for r in store.db.execute("SELECT DISTINCT c.model FROM llm_calls c JOIN episodes e "
+                                              "ON e.id = c.episode_id JOIN runs r ON r.id = e.run_id "
+                                              "WHERE r.name = 'specialist'")}  # fmt: skip
+    store.close()
+    assert any(m.endswith("+adapter") for m in engines) and len(engines) == 2, engines  # specialist + base
+    compared = runner.invoke(app, ["compare", RUN, "specialist", "--db", str(db), "--json"])
+    assert compared.exit_code == 0, compared.output
+    assert [r["run"] for r in json.loads(compared.output)] == [RUN, "specialist"]
