@@ -38,7 +38,7 @@ def test_memory_at_each_step_follows_the_recorded_operations(recorded, store):
     replay = EpisodeReplay(store, episode_id)
     assert len(replay) == 12
     seed = json.loads(replay.episode["memory_seed"])
-    assert replay.memory(0) == dict(sorted(seed.items()))
+    assert replay.memory(-1) == replay.memory(0) == dict(sorted(seed.items()))
     # step 7 appended one line to actions.md (its insert was refused), step 10 upserted map.md twice
     assert replay.memory(6)["actions.md"] == seed["actions.md"]
     assert replay.memory(7)["actions.md"].startswith("2:1:3:2:5")

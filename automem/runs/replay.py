@@ -196,7 +196,9 @@ class EpisodeReplay:
         return [ReplayCall(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), *r[7:]) for r in rows]
 
     def memory(self, index: int) -> dict[str, str]:
-        """The memory folder after step ``index``'s operations: path -> content."""
+        """The memory folder after step ``index``'s operations (index -1: the seed files): path -> content."""
+        if index < 0:
+            return dict(sorted(self._seed.items()))
         limit = self._last_op_of_step[index] if self._last_op_of_step else 0
         files = dict(self._seed)
         for path, (ids, contents) in self._timeline.items():

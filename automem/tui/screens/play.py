@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from textual import on, work
@@ -74,8 +73,6 @@ class PlayScreen(Screen[None]):
         self.reward = 0.0
         self.episode_id: int | None = None
         self.state = "starting"
-        #: perf_counter when the last key changed what the driver does (for the key-latency bench)
-        self.last_key_at = 0.0
 
     def post_message_report(self, report: Report) -> None:
         self.post_message(DriverReport(report))
@@ -224,25 +221,19 @@ class PlayScreen(Screen[None]):
         self.query_one(StatusBar).set(state=self.state)
 
     # -- keys --------------------------------------------------------------------------------
-    def _key(self) -> None:
-        self.last_key_at = time.perf_counter()
-
     def action_pause(self) -> None:
-        self._key()
         d = self.driver
         d.running = not d.running
         d.step_budget = d.turn_budget = 0
         self._set_state()
 
     def action_step(self) -> None:
-        self._key()
         d = self.driver
         d.running = False
         d.step_budget += 1
         self._set_state()
 
     def action_turn(self) -> None:
-        self._key()
         d = self.driver
         d.running = False
         d.step_budget = 0
@@ -275,7 +266,6 @@ class PlayScreen(Screen[None]):
         self.app.push_screen(NewEpisodeDialog(self.ctx), chosen)
 
     def action_take_over(self) -> None:
-        self._key()
         self.driver.running = False
         self.driver.step_budget = self.driver.turn_budget = 0
         box = self.query_one("#take-over", Input)

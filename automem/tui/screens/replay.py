@@ -154,7 +154,7 @@ class ReplayScreen(Screen[None]):
         writes = [op.path for op in step.ops if op.is_write]
         panes.memory.show(
             replay.memory(index),
-            before=replay.memory(index - 1) if index else dict(replay._seed),
+            before=replay.memory(index - 1),
             diffs=diffs,
             focus=writes[-1] if writes else None,
         )
@@ -183,7 +183,7 @@ class ReplayScreen(Screen[None]):
 
     def _go_if(self, target: int | None, what: str) -> None:
         if target is None:
-            self.notify(f"no {what} after step {self.index}", severity="warning", timeout=2)
+            self.notify(f"no {what} of step {self.index}", severity="warning", timeout=2)
         else:
             self.show_step(target)
 
@@ -200,16 +200,15 @@ class ReplayScreen(Screen[None]):
 
     def action_next_write(self) -> None:
         if self.replay is not None:
-            self._go_if(self.replay.next_write(self.index), "memory write")
+            self._go_if(self.replay.next_write(self.index), "memory write after")
 
     def action_previous_write(self) -> None:
         if self.replay is not None:
-            target = self.replay.previous_write(self.index)
-            self._go_if(target, "memory write") if target is not None else self.notify("no earlier write", timeout=2)
+            self._go_if(self.replay.previous_write(self.index), "memory write before")
 
     def action_next_achievement(self) -> None:
         if self.replay is not None:
-            self._go_if(self.replay.next_achievement(self.index), "achievement")
+            self._go_if(self.replay.next_achievement(self.index), "achievement after")
 
     def action_raw(self) -> None:
         self.query_one(EpisodePanes).actions.toggle_raw()
