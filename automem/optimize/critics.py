@@ -25,6 +25,7 @@ import yaml
 from automem.engines.base import Engine, EngineError, Message
 from automem.memory.structure import Structure, StructureError, structure_from_yaml
 from automem.optimize.changes import structural_changes
+from automem.optimize.heuristic import CRITIC_LABEL
 from automem.optimize.patch import PatchError, apply_patch
 
 #: proposals sent back with errors before one counts as invalid
@@ -351,7 +352,7 @@ class CommandCritic:
 # -- heuristic critic -------------------------------------------------------------------------
 class HeuristicCritic:
     name = "heuristic"
-    label = "heuristic critic (rule-based mutations, no model)"
+    label = CRITIC_LABEL
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

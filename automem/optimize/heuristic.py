@@ -25,7 +25,7 @@ from automem.memory.structure import FileSpec, Structure
 from automem.optimize.changes import structural_changes
 
 AUTHOR = "heuristic"
-CRITIC_LABEL = "heuristic critic (rule-based mutation catalogue driven by the digest, no model)"
+CRITIC_LABEL = "heuristic critic (rule-based mutations, no model)"
 
 # thresholds: a signal at its threshold scores about 1; scores are capped at MAX_SCORE
 GROWTH = 5.0  # chars/step: a file gaining about a line every 8 steps
