@@ -200,6 +200,10 @@ def _train_peft(
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tokenizer,
         peft_config=peft_config, callbacks=[ToStore()],
     )  # fmt: skip
+    # the CLI prints each loss itself; the trainer's own printer would repeat every log as a dict
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
     checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
     output = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     trainer.save_model(str(out_dir / "adapter"))
