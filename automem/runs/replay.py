@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from sqlite_utils.db import NotFoundError
+
 from automem.games.base import Frame
 from automem.memory.ops import READ_VERBS
 from automem.store.db import Store
@@ -84,11 +86,10 @@ class ReplayError(Exception):
 class EpisodeReplay:
     def __init__(self, store: Store, episode_id: int) -> None:
         self.store = store
-        row = store.db.execute("SELECT * FROM episodes WHERE id = ?", [episode_id]).fetchone()
-        if row is None:
-            raise ReplayError(f"no episode {episode_id} in {store.path}")
-        cols = [d[0] for d in store.db.execute("SELECT * FROM episodes LIMIT 0").description]
-        self.episode: dict[str, Any] = dict(zip(cols, row, strict=True))
+        try:
+            self.episode: dict[str, Any] = store.episode(episode_id)
+        except NotFoundError:
+            raise ReplayError(f"no episode {episode_id} in {store.path}") from None
         self.episode_id = episode_id
         self._steps = store.db.execute(
             "SELECT step, observation, helper_notes, frame, action, action_source, reward, done, progression, "
