@@ -764,7 +764,8 @@ def finetune(
         err_console.print(f"interrupted: rerun with --out {out} --resume to continue from the last checkpoint")
         raise typer.Exit(130) from None
     console.print(
-        f"training run {out} ({result['backend']}): {result['steps']} steps, train loss {result['train_loss']:.4f}"
+        f"training run {out} ({result['backend']}): {result['steps']} steps in {result['train_seconds']:.1f} s, "
+        f"train loss {result['train_loss']:.4f}"
         + (f", eval loss {result['eval_loss']:.4f}" if result.get("eval_loss") is not None else "")
         + f"\nadapter: {result['adapter']}\ntwo-model play: automem run GAME --memory-engine "
         f"transformers:{result['adapter']}",

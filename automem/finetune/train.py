@@ -156,22 +156,13 @@ def _train_peft(
 
     folder, gguf_file = resolve_model(_base_path(config.base))
     cuda = torch.cuda.is_available()
-    tokenizer, model = load_pretrained(folder, gguf_file, torch.float32 if not cuda else "auto")
-    if gguf_file:
-        # transformers dequantizes GGUF weights to plain tensors on load but keeps the model marked
-        # as GGUF-quantized, which its Trainer refuses; the weights really are float now
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+    peft_config = None
     if backend == "unsloth":  # pragma: no cover - needs a CUDA GPU
-        from unsloth import FastLanguageModel
-
-        model = FastLanguageModel.get_peft_model(
-            model, r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules
-        )
-        peft_config = None
+        tokenizer, model = _unsloth_model(config, folder, gguf_file, store.path.parent / "models" / "bases")
     else:
+        tokenizer, model = load_pretrained(folder, gguf_file, torch.float32 if not cuda else "auto")
+        if gguf_file:
+            _unmark_gguf(model)
         peft_config = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules,
             lora_dropout=0.0, task_type="CAUSAL_LM",
@@ -193,7 +184,7 @@ def _train_peft(
         learning_rate=config.lr, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
         logging_steps=1, save_steps=config.save_steps, save_total_limit=2, report_to=[], seed=config.seed,
         completion_only_loss=True, eval_strategy="epoch" if val_rows else "no", use_cpu=not cuda,
-        disable_tqdm=True,
+        disable_tqdm=True, bf16=cuda and torch.cuda.is_bf16_supported(),
     )  # fmt: skip
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train_rows),
@@ -210,7 +201,56 @@ def _train_peft(
     # the base it was trained on, so `transformers:ADAPTER_FOLDER` is enough to load it
     base_file = folder / gguf_file if gguf_file else folder
     (out_dir / "adapter" / "automem.json").write_text(json.dumps({"base": str(base_file)}), encoding="utf-8")
-    result: dict[str, Any] = {"train_loss": float(output.training_loss), "steps": int(output.global_step)}
+    result: dict[str, Any] = {
+        "train_loss": float(output.training_loss),
+        "steps": int(output.global_step),
+        "train_seconds": float(output.metrics.get("train_runtime", 0.0)),
+    }
     if val_rows:
         result["eval_loss"] = float(trainer.evaluate()["eval_loss"])
     return result
+
+
+def _unmark_gguf(model: Any) -> None:
+    """transformers dequantizes GGUF weights to plain tensors on load but keeps the model marked as
+    GGUF-quantized, which its Trainer and save_pretrained refuse; the weights really are float now."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def hf_folder_of(gguf_path: Path, cache: Path) -> Path:
+    """A transformers folder (config, tokenizer, float weights) made once from a GGUF model, for
+    trainers and servers that cannot read GGUF themselves (Unsloth, vLLM)."""
+    import torch
+
+    from automem.engines.transformers_engine import load_pretrained
+
+    target = cache / gguf_path.stem
+    if (target / "config.json").is_file():
+        return target
+    tokenizer, model = load_pretrained(gguf_path.parent, gguf_path.name, torch.bfloat16)
+    _unmark_gguf(model)
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    partial.rename(target)  # only a complete folder is ever found under the final name
+    return target
+
+
+def _unsloth_model(config: TrainConfig, folder: Path, gguf_file: str | None, cache: Path) -> tuple[Any, Any]:
+    """(tokenizer, LoRA model) through Unsloth, which loads the base itself to patch its kernels."""
+    from unsloth import FastLanguageModel  # pragma: no cover - needs a CUDA GPU
+
+    if gguf_file:
+        folder = hf_folder_of(folder / gguf_file, cache)
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(folder), max_seq_length=config.max_length, dtype=None, load_in_4bit=False,
+        local_files_only=True,
+    )  # fmt: skip
+    model = FastLanguageModel.get_peft_model(
+        model, r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules,
+        lora_dropout=0.0, bias="none", use_gradient_checkpointing="unsloth", random_state=config.seed,
+    )  # fmt: skip
+    return tokenizer, model
