@@ -767,8 +767,10 @@ def finetune(
         f"training run {out} ({result['backend']}): {result['steps']} steps in {result['train_seconds']:.1f} s, "
         f"train loss {result['train_loss']:.4f}"
         + (f", eval loss {result['eval_loss']:.4f}" if result.get("eval_loss") is not None else "")
-        + f"\nadapter: {result['adapter']}\ntwo-model play: automem run GAME --memory-engine "
-        f"transformers:{result['adapter']}",
+        + f"\nadapter: {result['adapter']}"
+        + (f"\nGGUF LoRA for llama.cpp: {result['gguf_lora']}" if result.get("gguf_lora") else "")
+        + "\ntwo-model play: automem run GAME --memory-engine "
+        + (f"llamacpp:{result['adapter']}" if result.get("gguf_lora") else f"transformers:{result['adapter']}"),
         highlight=False,
     )
 

@@ -169,3 +169,19 @@ def test_unconstrained_engine_sends_no_grammar(fake_vllm) -> None:
     assert engine.supports_grammar is False
     engine.complete(MESSAGES, grammar=GRAMMAR)
     assert "structured_outputs" not in fake_vllm["chat"][0][1][0].kwargs
+
+
+def test_adapter_folder_spec_serves_its_recorded_base_with_the_lora(fake_vllm, tmp_path) -> None:
+    base = tmp_path / "base-model"
+    base.mkdir()
+    adapter = tmp_path / "models" / "spec" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "elsewhere"}))
+    (adapter / "automem.json").write_text(json.dumps({"base": str(base)}))
+    engine = factory(str(adapter))
+    init = fake_vllm["init"][0]
+    # the base recorded at training time wins over PEFT's own note, and the LoRA rides on every request
+    assert init["model"] == str(base) and init["enable_lora"] is True and init["max_lora_rank"] == 8
+    assert engine.model == "base-model+adapter"
+    engine.complete(MESSAGES)
+    assert fake_vllm["chat"][0][2].args == ("adapter", 1, str(adapter))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automem.engines.adapters import adapter_base, gguf_lora_for, is_adapter
 from automem.engines.base import Completion, EngineError, Message, ToolCall
 from automem.engines.bundled import bundled_model_path
 
@@ -55,7 +56,7 @@ class LlamaCppEngine:
             from llama_cpp import Llama  # heavy: imported only when an engine is built
         except ImportError as exc:  # pragma: no cover - the dependency is declared
             raise EngineError(f"llama-cpp-python is not installed: {exc}") from None
-        self.model = path.name
+        self.model = path.name if not lora_path else f"{path.name}+{Path(lora_path).parent.name}"
         self.model_path = str(path)
         try:
             self._llm = Llama(
@@ -188,5 +189,15 @@ class LlamaCppEngine:
 
 
 def factory(target: str, **options: object) -> LlamaCppEngine:
-    """``llamacpp`` (the bundled model) or ``llamacpp:PATH``; options are the constructor's."""
+    """``llamacpp`` (the bundled model), ``llamacpp:PATH`` (a GGUF file) or ``llamacpp:ADAPTER`` (a
+    LoRA folder from ``automem finetune`` on a GGUF base: the base with the adapter as a GGUF LoRA)."""
+    if is_adapter(target) and "lora_path" not in options:
+        adapter = Path(target).expanduser()
+        base = Path(adapter_base(adapter)).expanduser()
+        if not base.is_file():
+            raise EngineError(
+                f"llama.cpp needs a GGUF base, but adapter {adapter} was trained on {base}; "
+                "use transformers:ADAPTER or vllm:ADAPTER"
+            )
+        return LlamaCppEngine(base, lora_path=str(gguf_lora_for(adapter, base)), **options)  # type: ignore[arg-type]
     return LlamaCppEngine(target or bundled_model_path(), **options)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automem.engines.adapters import adapter_base, is_adapter
 from automem.engines.base import Completion, EngineError, Message
 
 GGUF_MAGIC = b"GGUF"
@@ -366,20 +367,9 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 def factory(target: str, **options: Any) -> TransformersEngine:
     """``transformers:PATH`` (a model folder or a .gguf file); bare ``transformers`` loads the bundled GGUF;
     ``transformers:ADAPTER`` (a PEFT adapter folder made by ``automem finetune``) loads its base with it."""
-    adapter = Path(target).expanduser() if target else None
-    if adapter is not None and (adapter / "adapter_config.json").is_file() and "adapter" not in options:
-        import json
-
-        recorded = adapter / "automem.json"
-        if recorded.is_file():
-            base = json.loads(recorded.read_text(encoding="utf-8"))["base"]
-        else:
-            base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get(
-                "base_model_name_or_path"
-            )
-        if not base:
-            raise EngineError(f"adapter {adapter} does not say which base model it was trained on")
-        return TransformersEngine(base, adapter=adapter, **options)
+    if is_adapter(target) and "adapter" not in options:
+        adapter = Path(target).expanduser()
+        return TransformersEngine(adapter_base(adapter), adapter=adapter, **options)
     if not target:
         from automem.engines.bundled import bundled_model_path
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automem.engines.adapters import adapter_base, is_adapter
 from automem.engines.base import Completion, EngineError, Message
 from automem.engines.transformers_engine import first_line
 
@@ -227,5 +228,15 @@ class VLLMEngine:
 
 
 def factory(target: str, **options: Any) -> VLLMEngine:
-    """``vllm:MODEL`` where MODEL is a local model folder or a Hugging Face id."""
+    """``vllm:MODEL`` where MODEL is a local model folder or a Hugging Face id, or ``vllm:ADAPTER``
+    (a LoRA folder from ``automem finetune``): its base with the adapter as a ``LoRARequest``."""
+    if is_adapter(target) and "lora_path" not in options:
+        adapter = Path(target).expanduser()
+        base = adapter_base(adapter)
+        if base.endswith(".gguf"):
+            # vLLM's GGUF loading is experimental and has no LoRA: give it the base as a model folder
+            from automem.finetune.train import hf_folder_of
+
+            base = str(hf_folder_of(Path(base).expanduser(), adapter.parent.parent / "bases"))
+        return VLLMEngine(base, lora_path=str(adapter), **options)
     return VLLMEngine(target, **options)

@@ -200,11 +200,22 @@ def _train_peft(
     trainer.save_model(str(out_dir / "adapter"))
     # the base it was trained on, so `transformers:ADAPTER_FOLDER` is enough to load it
     base_file = folder / gguf_file if gguf_file else folder
-    (out_dir / "adapter" / "automem.json").write_text(json.dumps({"base": str(base_file)}), encoding="utf-8")
+    record: dict[str, Any] = {"base": str(base_file)}
+    (out_dir / "adapter" / "automem.json").write_text(json.dumps(record), encoding="utf-8")
+    if gguf_file:
+        # the same adapter for llama.cpp (grammar-constrained play with llamacpp:ADAPTER)
+        from automem.finetune.gguf_lora import ConversionError, convert_adapter
+
+        try:
+            record["gguf_lora"] = str(convert_adapter(out_dir / "adapter", base_file))
+        except ConversionError as exc:
+            record["gguf_lora_error"] = str(exc)
+        (out_dir / "adapter" / "automem.json").write_text(json.dumps(record), encoding="utf-8")
     result: dict[str, Any] = {
         "train_loss": float(output.training_loss),
         "steps": int(output.global_step),
         "train_seconds": float(output.metrics.get("train_runtime", 0.0)),
+        "gguf_lora": record.get("gguf_lora"),
     }
     if val_rows:
         result["eval_loss"] = float(trainer.evaluate()["eval_loss"])
