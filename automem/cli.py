@@ -215,6 +215,7 @@ def run(
         seeds=seeds,
         structure=chosen,
         engine_spec=engine,
+        memory_engine_spec=memory_engine,
         max_steps=steps,
         temperature=temperature,
         run_name=run_name,
@@ -712,6 +713,64 @@ def compare(
         values = [getattr(r, key) for r in rows]
         table.add_row(label, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
     console.print(table)
+
+
+@app.command()
+def recipes(
+    names: Annotated[list[str] | None, typer.Argument(help="Training runs to show (default: all).")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Loop 2's ledger: each recipe (dataset + training configuration) with the runs that played its
+    adapter, set against the runs its dataset was mined from."""
+    from automem.finetune.ledger import ledger
+
+    store = _open_store(db)
+    found = ledger(store, names or None)
+    if names and len(found) < len(set(names)):
+        missing = sorted(set(names) - {r.name for r in found})
+        fail(f"no training run named {', '.join(map(repr, missing))}")
+    if as_json:
+        console.print_json(json.dumps([r.as_dict() for r in found]))
+        return
+    if not found:
+        console.print("no recipes yet: automem mine, then automem finetune")
+        return
+    for recipe in found:
+        cfg = recipe.config
+        losses = f"loss {recipe.train_loss:.3f}" if recipe.train_loss is not None else "no loss yet"
+        if recipe.eval_loss is not None:
+            losses += f" / eval {recipe.eval_loss:.3f}"
+        seconds = f" in {recipe.train_seconds:.0f} s" if recipe.train_seconds else ""
+        ex = recipe.examples
+        console.print(
+            f"[bold]{recipe.name}[/] ({recipe.status}): {cfg.get('backend', '?')}, r {cfg.get('lora_r')}, "
+            f"α {cfg.get('lora_alpha')}, lr {cfg.get('lr')}, {cfg.get('epochs')} epochs, "
+            f"{recipe.steps} steps{seconds}, {losses}\n"
+            f"  dataset {recipe.dataset}: {ex['kept']} kept of {ex['candidates']} ({ex['train']} train, "
+            f"{ex['val']} val), min score {recipe.selection.get('min_score')}, judge {recipe.selection.get('judge')}",
+            highlight=False,
+        )
+        # short headers: the ledger should fit an 80-column terminal; `automem compare` spells them out
+        from rich import box
+
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, collapse_padding=True)
+        table.add_column("role")
+        table.add_column("run", overflow="fold", min_width=14)  # the names are what a reader looks for
+        for column in ("ep.", "progress", "valid", "redund.", "read", "growth", "tok/step"):
+            table.add_column(column, justify="right")
+        for role, rows in (("mined", recipe.mined), ("played", recipe.played)):
+            for q in rows:
+                table.add_row(
+                    role, q.run, str(q.episodes), f"{q.progression_mean:.2f}±{q.progression_se:.2f}",
+                    f"{q.valid_op_rate:.2f}", f"{q.redundant_write_rate:.2f}", f"{q.writes_read_later:.2f}",
+                    f"{q.growth_chars_per_step:.1f}", f"{q.tokens_per_step:,.0f}",
+                )  # fmt: skip
+        if not recipe.played:
+            table.caption = f"not played yet: automem eval GAME --memory-engine llamacpp:{recipe.adapter}"
+        console.print(table)
+        console.print("valid: memory operations that worked; redund.: writes adding nothing new; read: writes "
+                      "read later; growth: memory chars/step", style="dim", highlight=False)  # fmt: skip
 
 
 @app.command()

@@ -40,6 +40,9 @@ def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
     assert trained.exit_code == 0, trained.output
     adapter = tmp_path / "models" / "spec1" / "adapter"
     assert (adapter / "adapter_config.json").is_file() and json.loads((adapter / "automem.json").read_text())["base"]
+    # trained on the bundled GGUF, so the same adapter is also written as a GGUF LoRA for llama.cpp
+    assert json.loads((adapter / "automem.json").read_text())["gguf_lora"] == str(adapter / "adapter.gguf")
+    assert "llamacpp:" in trained.output and (adapter / "adapter.gguf").stat().st_size > 0
     store = Store(db)
     row = store.db["training_runs"].get(1)
     assert row["status"] == "finished" and row["backend"] == "peft" and row["steps"] == 1 and row["train_loss"] > 0
@@ -64,3 +67,19 @@ def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
     compared = runner.invoke(app, ["compare", RUN, "specialist", "--db", str(db), "--json"])
     assert compared.exit_code == 0, compared.output
     assert [r["run"] for r in json.loads(compared.output)] == [RUN, "specialist"]
+    # the same specialist on llama.cpp (its GGUF LoRA, grammar-constrained), then the recipe ledger
+    played = runner.invoke(
+        app,
+        ["run", "crafter", "--seed", "7", "--steps", "2", "--memory-engine", f"llamacpp:{adapter}",
+         "--run-name", "specialist-cpp", "--db", str(db), "--quiet"],
+    )  # fmt: skip
+    assert played.exit_code == 0, played.output
+    ledger = runner.invoke(app, ["recipes", "--db", str(db), "--json"])
+    assert ledger.exit_code == 0, ledger.output
+    (recipe,) = json.loads(ledger.output)
+    assert recipe["name"] == "spec1" and recipe["dataset"] == "mem1" and recipe["config"]["backend"] == "peft"
+    assert [q["run"] for q in recipe["mined"]] == [RUN]
+    assert [q["run"] for q in recipe["played"]] == ["specialist", "specialist-cpp"]
+    shown = runner.invoke(app, ["recipes", "spec1", "--db", str(db)])
+    assert shown.exit_code == 0 and "specialist-cpp" in shown.output, shown.output
+    assert runner.invoke(app, ["recipes", "nope", "--db", str(db)]).exit_code == 2

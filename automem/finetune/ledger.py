@@ -1,0 +1,139 @@
+"""The ledger of loop-2 recipes: dataset + training configuration -> what the specialist did in play.
+
+Every fine-tuning run is a recipe: the mined dataset (its source runs and selection settings) and
+the training configuration, with its losses. Its evidence is the runs that played with its adapter
+(as ``--memory-engine`` or ``--engine``, any engine kind), set against the runs its dataset was
+mined from, with the memory-quality figures of ``automem compare``. So the next recipe is chosen
+from what the earlier ones did, not from their losses alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automem.finetune.compare import Quality, quality
+from automem.store.db import Store
+
+# the configuration fields a reader compares recipes by (the rest stays in the JSON)
+RECIPE_KEYS = ("backend", "lora_r", "lora_alpha", "target_modules", "epochs", "lr", "max_length", "max_steps")
+SELECTION_KEYS = ("min_score", "k", "judge", "min_examples", "val_fraction")
+
+
+@dataclass
+class Recipe:
+    name: str
+    status: str
+    created_at: str
+    dataset: str
+    dataset_runs: list[str]
+    selection: dict[str, Any]
+    examples: dict[str, int]  # candidates, kept, train, val
+    base: str
+    config: dict[str, Any]
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    train_seconds: float | None
+    adapter: str
+    played: list[Quality] = field(default_factory=list)  # runs that used the adapter
+    mined: list[Quality] = field(default_factory=list)  # the runs the dataset came from
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _target_of(spec: str | None) -> Path | None:
+    """The local path an engine spec (or profile) points at, if any."""
+    if not spec:
+        return None
+    from automem.engines import EngineError, resolve_engine_spec, split_spec
+
+    try:
+        resolved, _ = resolve_engine_spec(spec)
+        _, target = split_spec(resolved)
+    except (EngineError, ValueError):
+        return None
+    if not target:
+        return None
+    try:
+        return Path(target).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def runs_using(store: Store, adapter: str) -> list[str]:
+    """Names of the runs that played with this adapter folder, oldest first."""
+    wanted = Path(adapter).expanduser().resolve()
+    names = []
+    for name, engine, memory_engine in store.db.execute(
+        "SELECT name, engine, memory_engine FROM runs ORDER BY id"
+    ).fetchall():
+        if wanted in (_target_of(memory_engine), _target_of(engine)):
+            names.append(name)
+    return names
+
+
+def _train_seconds(log: str | None) -> float | None:
+    for entry in reversed(json.loads(log or "[]")):
+        if "train_runtime" in entry:
+            return float(entry["train_runtime"])
+    return None
+
+
+def _qualities(store: Store, runs: list[str], cache: dict[str, Quality | None]) -> list[Quality]:
+    from automem.finetune.mine import MiningError
+
+    out = []
+    for run in runs:
+        if run not in cache:
+            try:
+                cache[run] = quality(store, run)
+            except (MiningError, ValueError):  # a run deleted since, or one with no episodes yet
+                cache[run] = None
+        if cache[run] is not None:
+            out.append(cache[run])
+    return out
+
+
+def ledger(store: Store, names: list[str] | None = None) -> list[Recipe]:
+    """Every recipe (or those named), newest first, with the evidence of play."""
+    rows = store.db.execute(
+        "SELECT t.name, t.status, t.created_at, t.backend, t.base, t.config, t.steps, t.train_loss, t.eval_loss, "
+        "t.log, t.adapter, d.name, d.runs, d.selection, d.candidates, d.kept, d.train, d.val "
+        "FROM training_runs t LEFT JOIN datasets d ON d.id = t.dataset_id ORDER BY t.id DESC"
+    ).fetchall()
+    cache: dict[str, Quality | None] = {}
+    recipes = []
+    for row in rows:
+        (name, status, created, backend, base, config, steps, loss, eval_loss, log, adapter) = row[:11]
+        (dataset, dataset_runs, selection, candidates, kept, train, val) = row[11:]
+        if names and name not in names:
+            continue
+        config_all = json.loads(config or "{}")
+        selection_all = json.loads(selection or "{}").get("config", {})
+        sources = json.loads(dataset_runs or "[]")
+        recipes.append(
+            Recipe(
+                name=name,
+                status=status,
+                created_at=created,
+                dataset=dataset or "(deleted)",
+                dataset_runs=sources,
+                selection={k: selection_all[k] for k in SELECTION_KEYS if k in selection_all},
+                examples={"candidates": candidates or 0, "kept": kept or 0, "train": train or 0, "val": val or 0},
+                base=base,
+                # the backend that ran, not the one asked for ("auto")
+                config={**{k: config_all[k] for k in RECIPE_KEYS if k in config_all}, "backend": backend},
+                steps=int(steps or 0),
+                train_loss=loss,
+                eval_loss=eval_loss,
+                train_seconds=_train_seconds(log),
+                adapter=adapter,
+                played=_qualities(store, runs_using(store, adapter), cache),
+                mined=_qualities(store, sources, cache),
+            )
+        )
+    return recipes
