@@ -1,4 +1,5 @@
-"""Background jobs: long CLI work (an evaluation now) run as a subprocess and recorded in ``jobs``.
+"""Background jobs: long CLI work (evaluation, optimization, mining, fine-tuning) run as a subprocess
+and recorded in ``jobs``.
 
 The parent (the TUI, or ``automem jobs``) only starts, lists and cancels; the child is a plain
 ``python -m automem ARGV`` whose :func:`run_as_job` wrapper keeps the row's status and progress up
@@ -17,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -487,6 +489,104 @@ def optimize_job_argv(
     argv += ["--workers", _whole_number(workers, "workers", most=MAX_WORKERS)]
     argv += [*_option("--from", from_structure), "--agent-engine", agent_engine, "--critic", critic]
     return argv + _option("--run-name", run_name) + _db_option(db)
+
+
+def mine_job_argv(*, runs: str, out: str, min_score: str = "2", judge: str = "", db: Path | None = None) -> list[str]:
+    """Check a form's fields and build the ``mine`` (loop 2's dataset) arguments; JobError says what is wrong."""
+    names = [r.strip() for r in runs.replace(",", " ").split() if r.strip()]
+    if not names:
+        raise JobError("runs: name at least one run to mine (comma-separate several)")
+    out = _plain_name(out, "dataset name")
+    with _store_of(db) as store:
+        missing = [n for n in names if store is None or store.run_by_name(n) is None]
+        if missing:
+            raise JobError(f"runs: no run named {', '.join(map(repr, missing))}")
+        if store.db.execute("SELECT 1 FROM datasets WHERE name = ?", [out]).fetchone():
+            raise JobError(f"dataset name: {out!r} exists; choose another")
+    argv = ["mine", *(a for n in names for a in ("--runs", n)), "--out", out]
+    argv += ["--min-score", _number(min_score, "min score", least=0.0)]
+    if judge.strip():
+        argv += ["--judge", _checked_engine(judge, "judge")]
+    return argv + _db_option(db)
+
+
+FINETUNE_BACKENDS = ("auto", "unsloth", "peft")
+
+
+def finetune_job_argv(
+    *,
+    dataset: str,
+    out: str,
+    base: str = "bundled",
+    backend: str = "auto",
+    lora_r: str = "8",
+    lora_alpha: str = "16",
+    epochs: str = "1",
+    lr: str = "2e-4",
+    max_steps: str = "",
+    db: Path | None = None,
+) -> list[str]:
+    """Check a form's fields and build the ``finetune`` (loop 2's trainer) arguments; JobError says what is wrong."""
+    dataset = dataset.strip()
+    out = _plain_name(out, "name")
+    with _store_of(db) as store:
+        if store is None or not store.db.execute("SELECT 1 FROM datasets WHERE name = ?", [dataset]).fetchone():
+            raise JobError(f"dataset: no dataset named {dataset!r} (make one with a mine job)")
+        if store.db.execute("SELECT 1 FROM training_runs WHERE name = ?", [out]).fetchone():
+            raise JobError(
+                f"name: training run {out!r} exists; choose another (resume it with automem finetune --resume)"
+            )
+    base = base.strip() or "bundled"
+    if base not in ("bundled", "llamacpp"):
+        from automem.engines import EngineError
+        from automem.engines.transformers_engine import resolve_model
+
+        try:
+            resolve_model(base)
+        except EngineError as exc:
+            raise JobError(f"base: {exc}") from None
+        base = str(Path(base).expanduser().resolve())
+    backend = backend.strip() or "auto"
+    if backend not in FINETUNE_BACKENDS:
+        raise JobError(f"backend must be {', '.join(FINETUNE_BACKENDS)}, not {backend!r}")
+    argv = ["finetune", "--dataset", dataset, "--out", out, "--base", base, "--backend", backend]
+    argv += ["--lora-r", _whole_number(lora_r, "LoRA r"), "--lora-alpha", _whole_number(lora_alpha, "LoRA alpha")]
+    argv += ["--epochs", _number(epochs, "epochs", least=0.01), "--lr", _number(lr, "learning rate", least=1e-7)]
+    if max_steps.strip():
+        argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+    return argv + _db_option(db)
+
+
+@contextmanager
+def _store_of(db: Path | None) -> Iterator[Store | None]:
+    """The form's database, opened for a check and closed after; None when it does not exist yet."""
+    path = db if db is not None else default_db_path()
+    if not path.exists():
+        yield None
+        return
+    store = Store(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _plain_name(text: str, label: str) -> str:
+    name = text.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise JobError(f"{label} must be a plain name (letters, digits, _ . -), not {name!r}")
+    return name
+
+
+def _number(text: str, label: str, *, least: float) -> str:
+    value = text.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        raise JobError(f"{label} must be a number, not {value!r}") from None
+    if not number >= least:  # also refuses nan
+        raise JobError(f"{label} must be at least {least:g}, not {value!r}")
+    return value
 
 
 def _check_game_and_seeds(game: str, seeds: str) -> None:

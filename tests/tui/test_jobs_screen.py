@@ -15,7 +15,7 @@ from automem.store.db import Store
 from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
 from automem.tui.screens.jobs import JobsScreen
-from automem.tui.widgets.job_form import EvalJobForm, OptimizeJobForm
+from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, MineJobForm, OptimizeJobForm
 
 SIZE = (160, 48)
 
@@ -205,3 +205,57 @@ def test_snapshot_of_the_form_with_an_error(tmp_path: Path, snap_compare) -> Non
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.anyio
+async def test_loop_two_from_the_jobs_screen_mine_then_finetune(tmp_path: Path, recorded) -> None:  # type: ignore[no-untyped-def]
+    app, ctx = _app(tmp_path)
+    recorded(ctx.store, "crafter-seed7")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("m")
+        form = app.screen
+        assert isinstance(form, MineJobForm)
+        assert form.value("job-runs") == "fixture-crafter-seed7" and form.value("job-min-score") == "2"
+        form.query_one("#job-runs").value = "no-such-run"
+        form.query_one("#job-out").value = "ds1"
+        await pilot.click("#job-start")
+        assert app.screen is form and "no run named 'no-such-run'" in str(form.query_one("#job-form-error").render())
+        form.query_one("#job-runs").value = "fixture-crafter-seed7"
+        form.query_one("#job-min-score").value = "1"
+        await pilot.click("#job-min-score")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen, form.query_one("#job-form-error").render()
+        await _until(pilot, lambda: any(j.status == "finished" for j in screen.jobs.values()), 120)
+        (mined,) = screen.jobs.values()
+        assert mined.kind == "mine" and mined.title == "mine fixture-crafter-seed7 → ds1"
+        assert ctx.store.db.execute("SELECT kept FROM datasets WHERE name = 'ds1'").fetchone()[0] > 0
+
+        await pilot.press("f")
+        form = app.screen
+        assert isinstance(form, FinetuneJobForm)
+        assert (form.value("job-dataset"), form.value("job-base"), form.value("job-backend")) == (
+            "ds1", "bundled", "auto",
+        )  # fmt: skip
+        assert app.focused is form.query_one("#job-dataset")
+        form.query_one("#job-out").value = "spec"
+        form.query_one("#job-lr").value = "fast"
+        await pilot.click("#job-start")
+        assert app.screen is form and "learning rate must be a number" in str(
+            form.query_one("#job-form-error").render()
+        )
+        form.query_one("#job-lr").value = "1e-4"
+        form.query_one("#job-max-steps").value = "1"
+        await pilot.click("#job-max-steps")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        await _until(pilot, lambda: len(screen.jobs) == 2 and screen.jobs[max(screen.jobs)].active, 30)
+        job = screen.jobs[max(screen.jobs)]
+        assert job.kind == "finetune" and job.argv[:5] == ["finetune", "--dataset", "ds1", "--out", "spec"]
+        assert job.argv[job.argv.index("--lr") + 1] == "1e-4" and "--max-steps" in job.argv
+        await pilot.press("c")  # a training step costs tens of seconds here: cancel rather than wait
+        await _until(pilot, lambda: not jobs.get_job(ctx.store, job.id).active, 60)
+    assert ctx.store.db["jobs"].get(job.id)["status"] == "cancelled"
+    ctx.store.close()

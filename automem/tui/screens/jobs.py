@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState
 from automem.jobs import Job, JobError, cancel_job, list_jobs, progress_text, read_log_file, start_job
 from automem.store.db import Store
 from automem.tui.context import TuiContext
-from automem.tui.widgets.job_form import EvalJobForm, JobRequest, OptimizeJobForm
+from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, JobRequest, MineJobForm, OptimizeJobForm
 
 COLUMNS = ("id", "kind", "title", "status", "progress", "started")
 STATUS_STYLE = {
@@ -63,6 +63,20 @@ class JobsScreen(Screen[None]):
             "New optimization",
             id="jobs-new-optimize",
             tooltip="Start loop 1 as a job: a critic revises the structure, kept when it scores better",
+        ),
+        Binding(
+            "m",
+            "new_mine",
+            "Mine dataset",
+            id="jobs-new-mine",
+            tooltip="Loop 2: mine the memory decisions worth reinforcing from recorded runs",
+        ),
+        Binding(
+            "f",
+            "new_finetune",
+            "Fine-tune",
+            id="jobs-new-finetune",
+            tooltip="Loop 2: train a LoRA memory specialist on a mined dataset",
         ),
         Binding("c", "cancel_job", "Cancel job", id="jobs-cancel", tooltip="Stop the selected job (SIGTERM)"),
         Binding("r", "refresh", "Refresh", id="jobs-refresh", tooltip="Read the jobs table and the log now"),
@@ -238,6 +252,12 @@ class JobsScreen(Screen[None]):
 
     def action_new_optimize(self) -> None:
         self.app.push_screen(OptimizeJobForm(self.ctx), self._start)
+
+    def action_new_mine(self) -> None:
+        self.app.push_screen(MineJobForm(self.ctx), self._start)
+
+    def action_new_finetune(self) -> None:
+        self.app.push_screen(FinetuneJobForm(self.ctx), self._start)
 
     def _start(self, request: JobRequest | None) -> None:
         if request is not None:

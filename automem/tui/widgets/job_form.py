@@ -1,5 +1,5 @@
-"""The "new job" forms (an evaluation, an optimization): fields as a user types them, checked before
-anything starts."""
+"""The "new job" forms (an evaluation, an optimization, mining a dataset, fine-tuning a specialist):
+fields as a user types them, checked before anything starts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from automem.jobs import JobError, eval_job_argv, optimize_job_argv
+from automem.jobs import JobError, eval_job_argv, finetune_job_argv, mine_job_argv, optimize_job_argv
 from automem.tui.context import TuiContext
 
 
@@ -62,6 +62,8 @@ class JobForm(ModalScreen[JobRequest | None]):
     HEADING: ClassVar[str] = "New job"
     KIND: ClassVar[str] = ""
     FIELDS: ClassVar[tuple[FormField, ...]] = ()
+    #: whether the job plays a game (a game choice heads the form and goes to BUILD)
+    GAME: ClassVar[bool] = True
     #: the argv builder: the game and every field's value by its ``arg`` keyword, plus ``db``
     BUILD: ClassVar[Callable[..., list[str]]]
 
@@ -85,13 +87,14 @@ class JobForm(ModalScreen[JobRequest | None]):
         with Vertical(id="job-form"):
             yield Static(self.HEADING, id="job-form-title")
             with Grid():
-                yield Label("game")
-                yield Select(
-                    [(g, g) for g in games],
-                    value=self.ctx.game if self.ctx.game in games else games[0],
-                    allow_blank=False,
-                    id="job-game",
-                )
+                if self.GAME:
+                    yield Label("game")
+                    yield Select(
+                        [(g, g) for g in games],
+                        value=self.ctx.game if self.ctx.game in games else games[0],
+                        allow_blank=False,
+                        id="job-game",
+                    )
                 for field in self.FIELDS:
                     yield Label(field.label)
                     yield Input(defaults.get(field.id, ""), placeholder=field.placeholder, id=field.id)
@@ -101,7 +104,9 @@ class JobForm(ModalScreen[JobRequest | None]):
                 yield Button("Start", variant="primary", id="job-start")
 
     def on_mount(self) -> None:
-        self.query_one("#job-seeds", Input).focus()
+        # the first field a person changes: the seeds of a game job, else the form's first field
+        first = "job-seeds" if self.GAME else self.FIELDS[0].id
+        self.query_one(f"#{first}", Input).focus()
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
@@ -119,10 +124,12 @@ class JobForm(ModalScreen[JobRequest | None]):
         self.dismiss(None)
 
     def submit(self) -> None:
-        game = str(self.query_one("#job-game", Select).value)
+        game = str(self.query_one("#job-game", Select).value) if self.GAME else ""
         values = {f.arg: _absolute(self.value(f.id)) if f.structure else self.value(f.id) for f in self.FIELDS}
+        if self.GAME:
+            values["game"] = game
         try:
-            argv = type(self).BUILD(game=game, db=self.ctx.store.path, **values)
+            argv = type(self).BUILD(db=self.ctx.store.path, **values)
         except JobError as exc:
             self.query_one("#job-form-error", Static).update(f"✗ {exc}")
             return
@@ -208,6 +215,67 @@ class OptimizeJobForm(JobForm):
         start = self.value("job-from").strip() or "default"
         critic = self.value("job-critic").strip() or "heuristic"
         return super().job_title(game) or f"optimize {game} {start} · critic {critic}"
+
+
+class MineJobForm(JobForm):
+    """A new ``automem mine`` job (loop 2): the memory decisions worth reinforcing, as a dataset."""
+
+    HEADING = "Mine a dataset (loop 2)"
+    KIND = "mine"
+    GAME = False
+    FIELDS = (
+        FormField("job-runs", "runs", "recorded runs to mine (comma-separate several)", "runs"),
+        FormField("job-out", "dataset name", "letters, digits, _ . -", "out"),
+        FormField("job-min-score", "min score", "signals a candidate must reach", "min_score"),
+        FormField("job-judge", "judge", "optional: an engine spec or profile that rates 1-5", "judge"),
+    )
+    BUILD = staticmethod(mine_job_argv)
+
+    def defaults(self) -> dict[str, str]:
+        # the newest run with a finished episode: an interrupted evaluation is still worth mining
+        newest = self.ctx.store.db.execute(
+            "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM episodes e WHERE e.run_id = r.id "
+            "AND e.status = 'finished') ORDER BY r.id DESC LIMIT 1"
+        ).fetchone()
+        return {"job-runs": newest[0] if newest else "", "job-min-score": "2"}
+
+    def job_title(self, game: str) -> str:
+        return f"mine {self.value('job-runs').strip()} → {self.value('job-out').strip()}"
+
+
+class FinetuneJobForm(JobForm):
+    """A new ``automem finetune`` job (loop 2): a LoRA memory specialist trained on a mined dataset."""
+
+    HEADING = "Fine-tune a memory specialist (loop 2)"
+    KIND = "finetune"
+    GAME = False
+    FIELDS = (
+        FormField("job-dataset", "dataset", "made by a mine job", "dataset"),
+        FormField("job-out", "name", "of the training run and its adapter", "out"),
+        FormField("job-base", "base model", "bundled, a .gguf file or a model folder", "base"),
+        FormField("job-backend", "backend", "auto (Unsloth on a CUDA GPU, else peft), unsloth, peft", "backend"),
+        FormField("job-lora-r", "LoRA r", "rank", "lora_r"),
+        FormField("job-lora-alpha", "LoRA alpha", "scale = alpha / r", "lora_alpha"),
+        FormField("job-epochs", "epochs", "passes over the training set", "epochs"),
+        FormField("job-lr", "learning rate", "e.g. 2e-4", "lr"),
+        FormField("job-max-steps", "max steps", "optional cap on optimizer steps", "max_steps"),
+    )
+    BUILD = staticmethod(finetune_job_argv)
+
+    def defaults(self) -> dict[str, str]:
+        newest = self.ctx.store.db.execute("SELECT name FROM datasets ORDER BY id DESC LIMIT 1").fetchone()
+        return {
+            "job-dataset": newest[0] if newest else "",
+            "job-base": "bundled",
+            "job-backend": "auto",
+            "job-lora-r": "8",
+            "job-lora-alpha": "16",
+            "job-epochs": "1",
+            "job-lr": "2e-4",
+        }
+
+    def job_title(self, game: str) -> str:
+        return f"finetune {self.value('job-dataset').strip()} → {self.value('job-out').strip()}"
 
 
 def default_structure(ctx: TuiContext) -> str:
