@@ -22,8 +22,10 @@ from automem.jobs import (
     JobError,
     cancel_job,
     eval_job_argv,
+    finetune_job_argv,
     get_job,
     list_jobs,
+    mine_job_argv,
     optimize_job_argv,
     read_log,
     start_job,
@@ -249,3 +251,36 @@ def test_cli_list_log_cancel(store: Store) -> None:
     ]:
         result = runner.invoke(app, [*args, *db])
         assert result.exit_code == 2 and needle in result.output, result.output
+
+
+def test_loop_two_job_argv_checks_names_against_the_store(store: Store, tmp_path: Path, recorded) -> None:  # type: ignore[no-untyped-def]
+    recorded(store, "crafter-seed7")
+    db = store.path
+    argv = mine_job_argv(runs="fixture-crafter-seed7", out="ds", min_score="1.5", judge="", db=db)
+    assert argv == ["mine", "--runs", "fixture-crafter-seed7", "--out", "ds", "--min-score", "1.5", "--db", str(db)]
+    for fields, message in [
+        ({"runs": " "}, "name at least one run"),
+        ({"runs": "a,b"}, "no run named 'a', 'b'"),
+        ({"out": "../x"}, "plain name"),
+        ({"min_score": "-1"}, "at least 0"),
+        ({"judge": "gpt:x"}, "judge: unknown engine"),
+    ]:
+        with pytest.raises(JobError, match=message):
+            mine_job_argv(**{"runs": "fixture-crafter-seed7", "out": "ds", "db": db, **fields})
+
+    store.db["datasets"].insert({"name": "ds", "folder": str(tmp_path)})
+    argv = finetune_job_argv(dataset="ds", out="spec", lr="1e-4", max_steps="3", db=db)
+    assert argv[:8] == ["finetune", "--dataset", "ds", "--out", "spec", "--base", "bundled", "--backend"]
+    assert argv[argv.index("--lr") + 1] == "1e-4" and argv[argv.index("--max-steps") + 1] == "3"
+    store.db["training_runs"].insert({"name": "taken"})
+    for fields, message in [
+        ({"dataset": "nope"}, "no dataset named 'nope'"),
+        ({"out": "taken"}, "exists; choose another"),
+        ({"base": str(tmp_path / "missing.gguf")}, "base: model not found"),
+        ({"backend": "tpu"}, "backend must be auto, unsloth, peft"),
+        ({"lora_r": "0"}, "LoRA r must be a whole number"),
+        ({"epochs": "nan"}, "epochs must be at least"),
+        ({"lr": "fast"}, "learning rate must be a number"),
+    ]:
+        with pytest.raises(JobError, match=message):
+            finetune_job_argv(**{"dataset": "ds", "out": "spec", "db": db, **fields})
