@@ -652,13 +652,12 @@ def mine(
     db: DbOption = None,
 ) -> None:
     """Loop 2: pick the memory decisions worth reinforcing from recorded runs; write a chat JSONL dataset."""
-    import re
-
     from automem.engines import EngineError, build_engine
     from automem.finetune.mine import MineConfig, MiningError
     from automem.finetune.mine import mine as run_mine
+    from automem.runs.run import is_plain_name
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", out):
+    if not is_plain_name(out):
         fail(f"--out must be a plain name (letters, digits, _ . -), not {out!r}")
     names = [n.strip() for item in runs for n in item.split(",") if n.strip()]
     store = _open_store(db)
@@ -794,13 +793,12 @@ def finetune(
     db: DbOption = None,
 ) -> None:
     """Loop 2: LoRA-train a memory specialist on a mined dataset (loss on the assistant's tokens only)."""
-    import re
-
     from automem.engines import EngineError
     from automem.finetune.train import TrainConfig, TrainingError
     from automem.finetune.train import finetune as run_finetune
+    from automem.runs.run import is_plain_name
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", out):
+    if not is_plain_name(out):
         fail(f"--out must be a plain name (letters, digits, _ . -), not {out!r}")
     modules = [m.strip() for m in target_modules.split(",") if m.strip()]
     config = TrainConfig(

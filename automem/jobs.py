@@ -572,8 +572,10 @@ def _store_of(db: Path | None) -> Iterator[Store | None]:
 
 
 def _plain_name(text: str, label: str) -> str:
+    from automem.runs.run import is_plain_name
+
     name = text.strip()
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+    if not is_plain_name(name):
         raise JobError(f"{label} must be a plain name (letters, digits, _ . -), not {name!r}")
     return name
 

@@ -35,6 +35,11 @@ def default_run_name(game: str, structure: str) -> str:
     return f"{game}-{structure}-{stamp}"
 
 
+def is_plain_name(text: str) -> bool:
+    """A dataset or training-run name that is also a folder name: letters, digits, _ . - (at most 64)."""
+    return re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text) is not None
+
+
 def safe_name(text: str) -> str:
     """A run or task name as one file-name component."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
