@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from automem.memory.ops import READ_VERBS, added_lines_present
+from automem.optimize.digest import structure_info
 from automem.store.db import Store, now
 
 _READS = frozenset(v.value for v in READ_VERBS)
@@ -86,16 +87,9 @@ def episodes_of_runs(store: Store, runs: list[str]) -> list[tuple[int, str]]:
     return out
 
 
-def _pinned(store: Store, episode_id: int) -> set[str]:
-    row = store.db.execute(
-        "SELECT s.yaml FROM episodes e JOIN structures s ON s.id = e.structure_id WHERE e.id = ?", [episode_id]
-    ).fetchone()
-    if not row:
-        return set()
-    import yaml
-
-    data = yaml.safe_load(row[0]) or {}
-    return {f["path"] for f in data.get("files", []) if f.get("pinned")}
+def _pinned(store: Store, episode_id: int) -> frozenset[str]:
+    row = store.db.execute("SELECT structure_id FROM episodes WHERE id = ?", [episode_id]).fetchone()
+    return structure_info(store, row[0] if row else None).pinned
 
 
 def clean_command(response: str) -> str:

@@ -159,7 +159,7 @@ class _Op(NamedTuple):
 
 
 @dataclass
-class _StructureInfo:
+class StructureInfo:
     files: list[str]
     pinned: frozenset[str]
     log_budget: int | None
@@ -208,8 +208,13 @@ class _FileAcc:
         )
 
 
-def _structure_info(store: Store, structure_id: str | None, cache: dict[str | None, _StructureInfo]) -> _StructureInfo:
-    # the stored YAML is read as plain data: a digest of an old run must not fail on a schema change
+def structure_info(
+    store: Store, structure_id: str | None, cache: dict[str | None, StructureInfo] | None = None
+) -> StructureInfo:
+    """The files, pinned files and LOG budget of a stored structure.
+
+    The stored YAML is read as plain data: a digest of an old run must not fail on a schema change."""
+    cache = {} if cache is None else cache
     if structure_id in cache:
         return cache[structure_id]
     row = store.db.execute("SELECT yaml FROM structures WHERE id = ?", [structure_id]).fetchone()
@@ -222,7 +227,7 @@ def _structure_info(store: Store, structure_id: str | None, cache: dict[str | No
     data = data if isinstance(data, dict) else {}
     files = [f for f in data.get("files") or [] if isinstance(f, dict) and f.get("path")]
     log = next((p for p in data.get("phases") or [] if isinstance(p, dict) and p.get("kind") == "LOG"), None)
-    info = _StructureInfo(
+    info = StructureInfo(
         files=[str(f["path"]) for f in files],
         pinned=frozenset(str(f["path"]) for f in files if f.get("pinned")),
         log_budget=int(log.get("budget", 2)) if log else None,
@@ -312,7 +317,7 @@ def _read_targets(op: _Op) -> list[tuple[str, int]]:
 
 
 def _file_stats(
-    store: Store, steps: list[_Step], ops: list[_Op], seed: dict[str, str], info: _StructureInfo, prompt_chars: int
+    store: Store, steps: list[_Step], ops: list[_Op], seed: dict[str, str], info: StructureInfo, prompt_chars: int
 ) -> dict[str, _FileAcc]:
     ok_paths = {o.path for o in ops if o.ok and o.path and o.path != "*" and o.verb not in _READS}
     ok_paths |= {json.loads(o.args).get("new_path", "") for o in ops if o.ok and o.verb == "rename"}
@@ -515,7 +520,7 @@ def _select(events: list[_Event], limit: int) -> list[_Event]:
 
 
 def _episode_digest(
-    store: Store, episode: dict[str, Any], info: _StructureInfo, window: int, max_windows: int
+    store: Store, episode: dict[str, Any], info: StructureInfo, window: int, max_windows: int
 ) -> tuple[EpisodeDigest, dict[str, _FileAcc]]:
     eid = int(episode["id"])
     steps = _load_steps(store, eid)
@@ -628,11 +633,11 @@ def build_digest(store: Store, run_id: int, *, window: int = 3, max_windows_per_
     run = store.db.execute("SELECT id, game, structure_id FROM runs WHERE id = ?", [run_id]).fetchone()
     if run is None:
         raise DigestError(f"no run {run_id} in {store.path}")
-    cache: dict[str | None, _StructureInfo] = {}
+    cache: dict[str | None, StructureInfo] = {}
     episodes: list[EpisodeDigest] = []
     files: dict[str, _FileAcc] = {}
     for episode in store.episodes(run_id):
-        info = _structure_info(store, episode.get("structure_id") or run[2], cache)
+        info = structure_info(store, episode.get("structure_id") or run[2], cache)
         digest, accs = _episode_digest(store, episode, info, window, max_windows_per_episode)
         episodes.append(digest)
         for path, acc in accs.items():
