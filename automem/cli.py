@@ -806,15 +806,35 @@ def finetune(
         target_modules=modules, epochs=epochs, lr=lr, max_length=max_length, max_steps=max_steps,
     )  # fmt: skip
     store = _open_store(db)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )  # fmt: skip
+
     from automem.jobs import report_progress
 
+    progress = Progress(
+        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )  # fmt: skip
+    bar = progress.add_task("training", total=None, info="loading the base model")
+
     def on_log(entry: dict) -> None:  # type: ignore[type-arg]
-        if "loss" in entry:
-            console.print(f"step {entry['step']}: loss {entry['loss']:.4f}", highlight=False)
-            report_progress(int(entry["step"]), max(max_steps, int(entry["step"])), f"loss {entry['loss']:.3f}")
+        if "loss" not in entry:
+            return
+        step, total = int(entry["step"]), max(int(entry.get("total_steps") or 0), int(entry["step"]))
+        # one line per logged step (kept in a job's log file), the bar for a person watching
+        progress.console.print(f"step {step}: loss {entry['loss']:.4f}", highlight=False)
+        progress.update(bar, completed=step, total=total, info=f"loss {entry['loss']:.3f}")
+        report_progress(step, total, f"loss {entry['loss']:.3f}")
 
     try:
-        result = run_finetune(store, config, resume=resume, on_log=on_log)
+        with progress:
+            result = run_finetune(store, config, resume=resume, on_log=on_log)
     except (TrainingError, EngineError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

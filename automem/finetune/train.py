@@ -9,6 +9,7 @@ engine loads (``transformers:BASE`` with ``adapter=FOLDER``, or ``--memory-engin
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,7 +178,8 @@ def _train_peft(
             log.append(entry)
             store.db["training_runs"].update(run_id, {"log": json.dumps(log), "steps": state.global_step})
             if on_log is not None:
-                on_log(entry)
+                # the planned number of steps, for a progress bar (known once training has started)
+                on_log({**entry, "total_steps": int(state.max_steps or 0)})
 
     args = SFTConfig(
         output_dir=str(out_dir / "checkpoints"), num_train_epochs=config.epochs, max_steps=config.max_steps,
@@ -196,8 +198,12 @@ def _train_peft(
 
     trainer.remove_callback(PrinterCallback)
     checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
-    output = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
-    trainer.save_model(str(out_dir / "adapter"))
+    with warnings.catch_warnings():
+        # peft looks for a config.json beside a GGUF base to check the vocabulary, finds none and
+        # says so at every save; the vocabulary is the GGUF's own, unchanged
+        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+        output = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+        trainer.save_model(str(out_dir / "adapter"))
     # the base it was trained on, so `transformers:ADAPTER_FOLDER` is enough to load it
     base_file = folder / gguf_file if gguf_file else folder
     record: dict[str, Any] = {"base": str(base_file)}
