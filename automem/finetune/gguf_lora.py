@@ -99,6 +99,10 @@ def convert_adapter(adapter_dir: str | Path, base_gguf: str | Path, out: str | P
             raise ConversionError(f"adapter module {module!r} has no tensor in the base model {base_gguf.name}")
         pairs.setdefault(name, {"module": module})[match["which"]] = value.astype(np.float32)
 
+    for pair in pairs.values():
+        if "A" not in pair or "B" not in pair:
+            raise ConversionError(f"adapter module {pair['module']!r} lacks its A or B matrix")
+
     target = Path(out).expanduser() if out else adapter_dir / ADAPTER_FILE
     partial = target.with_name(target.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), arch)
@@ -107,8 +111,6 @@ def convert_adapter(adapter_dir: str | Path, base_gguf: str | Path, out: str | P
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
     for name in sorted(pairs):
         pair = pairs[name]
-        if "A" not in pair or "B" not in pair:
-            raise ConversionError(f"adapter module {pair['module']!r} lacks its A or B matrix")
         lora_b = pair["B"]
         if PERMUTES_QK[arch] and name.endswith("attn_q.weight"):
             lora_b = _permute_rows(lora_b, n_head)
