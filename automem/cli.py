@@ -683,15 +683,27 @@ def mine(
 def compare(
     runs: Annotated[list[str], typer.Argument(help="Run names (e.g. the base model's and the specialist's).")],
     db: DbOption = None,
+    same_seeds: Annotated[
+        bool, typer.Option("--same-seeds", help="Only the task and seed pairs that every run finished.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Progression and memory-quality figures of runs side by side."""
-    from automem.finetune.compare import quality
+    from automem.finetune.compare import common_finished_episodes, quality
     from automem.finetune.mine import MiningError
 
     store = _open_store(db)
     try:
-        rows = [quality(store, name) for name in runs]
+        if same_seeds:
+            common, chosen = common_finished_episodes(store, runs)
+            if not common:
+                fail("the runs have no finished task and seed in common")
+            if not as_json:
+                seeds = ", ".join(f"{t}:{s}" if t else str(s) for t, s in common)
+                console.print(f"compared on the {len(common)} seeds every run finished: {seeds}", highlight=False)
+            rows = [quality(store, name, chosen[name]) for name in runs]
+        else:
+            rows = [quality(store, name) for name in runs]
     except MiningError as exc:
         fail(str(exc))
     if as_json:

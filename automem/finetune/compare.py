@@ -3,6 +3,7 @@ against the two-model mode with a memory specialist."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,23 +35,31 @@ class Quality:
         return asdict(self)
 
 
-def quality(store: Store, run: str) -> Quality:
+def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) -> Quality:
+    """A run's figures over all its episodes, or over those in ``episode_ids``."""
     row = store.run_by_name(run)
     if row is None:
         raise MiningError(f"no run named {run!r} in {store.path}")
-    digest = build_digest(store, row["id"])
+    digest = build_digest(store, row["id"], episode_ids=episode_ids)
     items = [
-        c for episode_id, name in episodes_of_runs(store, [run]) for c in candidates_of(store, episode_id, name, k=10)
+        c
+        for episode_id, name in episodes_of_runs(store, [run])
+        if episode_ids is None or episode_id in episode_ids
+        for c in candidates_of(store, episode_id, name, k=10)
     ]
+    only, params = "", [row["id"]]
+    if episode_ids is not None:
+        only = f" AND e.id IN ({','.join('?' * len(episode_ids))})"
+        params += list(episode_ids)
     ops = store.db.execute(
         "SELECT COUNT(*), SUM(ok) FROM memory_ops o JOIN episodes e ON e.id = o.episode_id "
-        "WHERE e.run_id = ? AND o.source = 'model'",
-        [row["id"]],
+        "WHERE e.run_id = ? AND o.source = 'model'" + only,
+        params,
     ).fetchone()
     totals = store.db.execute(
         "SELECT COUNT(*), SUM(s.input_tokens + s.output_tokens), SUM(s.llm_calls), SUM(s.memory_ops) "
-        "FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.run_id = ?",
-        [row["id"]],
+        "FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.run_id = ?" + only,
+        params,
     ).fetchone()
     steps = totals[0] or 0
     writes = [c for c in items if c.ok and c.verb not in _READS]
@@ -71,3 +80,18 @@ def quality(store: Store, run: str) -> Quality:
         calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
         ops_per_step=(totals[3] or 0) / steps if steps else 0.0,
     )
+
+
+def common_finished_episodes(store: Store, runs: list[str]) -> tuple[list[tuple[str | None, int]], dict[str, set[int]]]:
+    """The (task, seed) pairs every run finished, and each run's finished episodes on them: so two
+    runs stopped at different points are compared on the same games."""
+    finished: dict[str, dict[tuple[str | None, int], int]] = {}
+    for run in runs:
+        row = store.run_by_name(run)
+        if row is None:
+            raise MiningError(f"no run named {run!r} in {store.path}")
+        finished[run] = {
+            (e["task"], int(e["seed"])): int(e["id"]) for e in store.episodes(row["id"]) if e["status"] == "finished"
+        }
+    common = sorted(set.intersection(*(set(f) for f in finished.values())), key=lambda p: (str(p[0]), p[1]))
+    return common, {run: {finished[run][pair] for pair in common} for run in runs}

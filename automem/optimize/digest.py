@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -628,8 +628,16 @@ def _windows(store: Store, episode_id: int, steps: list[_Step], chosen: list[_Ev
 
 
 # -- the run --------------------------------------------------------------------------------------
-def build_digest(store: Store, run_id: int, *, window: int = 3, max_windows_per_episode: int = 4) -> Digest:
-    """The digest of every episode of ``run_id`` (any status; unfinished ones are marked)."""
+def build_digest(
+    store: Store,
+    run_id: int,
+    *,
+    window: int = 3,
+    max_windows_per_episode: int = 4,
+    episode_ids: Collection[int] | None = None,
+) -> Digest:
+    """The digest of every episode of ``run_id`` (any status; unfinished ones are marked), or of
+    those in ``episode_ids``."""
     run = store.db.execute("SELECT id, game, structure_id FROM runs WHERE id = ?", [run_id]).fetchone()
     if run is None:
         raise DigestError(f"no run {run_id} in {store.path}")
@@ -637,6 +645,8 @@ def build_digest(store: Store, run_id: int, *, window: int = 3, max_windows_per_
     episodes: list[EpisodeDigest] = []
     files: dict[str, _FileAcc] = {}
     for episode in store.episodes(run_id):
+        if episode_ids is not None and episode["id"] not in episode_ids:
+            continue
         info = structure_info(store, episode.get("structure_id") or run[2], cache)
         digest, accs = _episode_digest(store, episode, info, window, max_windows_per_episode)
         episodes.append(digest)

@@ -1,0 +1,54 @@
+"""`automem compare --same-seeds`: runs stopped at different points compared on the games all finished."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from automem.cli import app
+from automem.finetune.compare import common_finished_episodes, quality
+from automem.store import Store
+
+BUNDLE = Path(__file__).parent / "data" / "episodes" / "crafter-seed7.json"
+
+
+def test_same_seeds_compares_each_run_on_the_games_every_run_finished(tmp_path: Path, recorded) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "a.db")
+    recorded(store, "crafter-seed7")  # the structure, and a one-episode run to check figures against
+    bundle = json.loads(BUNDLE.read_text())
+    episode = bundle["episode"]
+    for run, seeds in (("a", [7, 8]), ("b", [8, 9, 10])):
+        run_id = store.create_run(
+            name=run, game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
+            engine=episode["engine"], memory_engine=None, config={},
+        )  # fmt: skip
+        for seed in seeds:
+            copied = copy.deepcopy(bundle)
+            copied["episode"]["seed"] = seed
+            store.import_episode(copied, run_id)
+    unfinished = store.episodes(store.run_by_name("b")["id"])[-1]["id"]
+    store.db["episodes"].update(unfinished, {"status": "interrupted"})  # seed 10: not a finished game
+
+    common, chosen = common_finished_episodes(store, ["a", "b"])
+    assert common == [(episode["task"], 8)]
+    assert [len(chosen["a"]), len(chosen["b"])] == [1, 1]
+    only_8, everything = quality(store, "a", chosen["a"]), quality(store, "a")
+    assert (only_8.episodes, everything.episodes) == (1, 2)
+    # one copy of the recorded episode gives the recorded run's own figures
+    single = quality(store, "fixture-crafter-seed7").as_row()
+    assert {**only_8.as_row(), "run": single["run"]} == single
+    store.close()
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["compare", "a", "b", "--same-seeds", "--db", str(tmp_path / "a.db"), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [r["episodes"] for r in json.loads(shown.output)] == [1, 1]
+    text = runner.invoke(app, ["compare", "a", "b", "--same-seeds", "--db", str(tmp_path / "a.db")])
+    assert "compared on the 1 seeds every run finished" in text.output
+    none = runner.invoke(
+        app, ["compare", "a", "fixture-crafter-seed7", "b", "--same-seeds", "--db", str(tmp_path / "a.db")]
+    )
+    assert none.exit_code == 2 and "no finished task and seed in common" in none.output
