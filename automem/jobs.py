@@ -166,7 +166,10 @@ def reconcile(store: Store) -> None:
         elif _alive(pid):
             continue
         # conditional: a child that wrote its final status and exited since the read keeps it
-        _finish(store, row["id"], "lost", error="the process ended without recording a result", only_active=True)
+        if row.get("cancel_requested_at"):
+            _finish(store, row["id"], "cancelled", only_active=True)  # killed before its handler was in place
+        else:
+            _finish(store, row["id"], "lost", error="the process ended without recording a result", only_active=True)
 
 
 def cancel_job(store: Store, job_id: int, *, wait_s: float = 10.0) -> Job:
@@ -180,6 +183,12 @@ def cancel_job(store: Store, job_id: int, *, wait_s: float = 10.0) -> Job:
     job = get_job(store, job_id)
     if not job.active:
         raise JobError(f"job {job_id} is not running (it is {job.status})")
+    # recorded first: whoever sees the process gone (this call or another front end's reconcile)
+    # then calls it cancelled even when it died before it could record anything
+    store.db.execute(
+        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?", [now(), job_id]
+    )
+    store.db.conn.commit()
     pid = job.pid
     if pid is None or not _alive(pid):
         _finish(store, job_id, "cancelled", only_active=True)

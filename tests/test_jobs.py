@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,29 @@ def test_killed_job_shows_as_lost(store: Store, tmp_path: Path) -> None:
     assert job.status == "lost" and job.finished_at and "without recording" in (job.error or "")
 
 
+def test_cancel_at_once_is_cancelled_even_when_a_front_end_reconciles_meanwhile(store: Store, tmp_path: Path) -> None:
+    # the signal lands before the child's handler exists, so the child records nothing; another
+    # front end listing jobs at that moment sees a dead process and must not call it lost
+    job_id = start_job(store, "eval", _eval_argv(tmp_path, "at-once", 50), "at once")
+    other = Store(store.path)
+    stop = threading.Event()
+
+    def list_until_stopped() -> None:
+        while not stop.is_set():
+            list_jobs(other)
+
+    lister = threading.Thread(target=list_until_stopped)
+    lister.start()
+    try:
+        cancel_job(store, job_id)
+        _wait(lambda: not _job(store, job_id).active, 30, "the job to end")
+    finally:
+        stop.set()
+        lister.join()
+        other.close()
+    assert get_job(store, job_id).status == "cancelled"
+
+
 def test_failing_command_records_the_error_line(store: Store, tmp_path: Path) -> None:
     job_id = start_job(store, "eval", ["eval", "chess", "--db", str(store.path)], "no such game")
     _wait(lambda: not _job(store, job_id).active, 60, "the job to fail")
@@ -108,7 +132,7 @@ def test_failing_command_records_the_error_line(store: Store, tmp_path: Path) ->
     assert job.error is not None and job.error.startswith("error: unknown game 'chess'")
 
 
-def test_reconcile_marks_dead_reused_and_stale_pids_lost(store: Store) -> None:
+def test_reconcile_marks_dead_reused_and_stale_pids_lost_or_cancelled(store: Store) -> None:
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # alive, but not automem
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -119,10 +143,12 @@ def test_reconcile_marks_dead_reused_and_stale_pids_lost(store: Store) -> None:
             {"pid": None, "status": "queued", "created_at": "2026-01-01T00:00:00+00:00"},  # never launched
             {"pid": None, "status": "queued", "created_at": jobs.now()},  # being launched right now
             {"pid": os.getpid(), "status": "finished", "created_at": "2026-01-01T00:00:00+00:00"},
+            # killed by a cancel before its handler was installed: it recorded nothing, yet it was asked to stop
+            {"pid": dead.pid, "status": "running", "created_at": jobs.now(), "cancel_requested_at": jobs.now()},
         ]
         for row in rows:
             store.db["jobs"].insert({"kind": "eval", "title": "t", "argv": "[]", **row})
-        assert [j.status for j in list_jobs(store)] == ["lost", "lost", "lost", "queued", "finished"]
+        assert [j.status for j in list_jobs(store)] == ["lost", "lost", "lost", "queued", "finished", "cancelled"]
     finally:
         other.kill()
         other.wait()

@@ -45,6 +45,7 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
         "m003_optimize",
         "m004_datasets",
         "m005_training_runs",
+        "m006_job_cancel_requested",
     ]
 
 

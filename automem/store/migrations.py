@@ -312,3 +312,10 @@ def m005_training_runs(db: Database) -> None:
         foreign_keys=[("dataset_id", "datasets", "id")],
     )
     db["training_runs"].create_index(["name"], unique=True)
+
+
+@migrations()
+def m006_job_cancel_requested(db: Database) -> None:
+    # when a cancel was asked for: a job that dies from the signal before its handler is installed
+    # records nothing itself, and whichever front end notices first must call it cancelled, not lost
+    db["jobs"].add_column("cancel_requested_at", str)

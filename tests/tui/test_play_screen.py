@@ -17,6 +17,7 @@ from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
 from automem.tui.screens.play import PlayScreen
 from automem.tui.screens.play_dialogs import EditFileDialog, NewEpisodeDialog
+from automem.tui.widgets.actions_pane import TurnLine
 
 SIZE = (160, 48)
 FIXTURE = Path(__file__).parent.parent / "data" / "episodes" / "crafter-seed7.json"
@@ -57,7 +58,10 @@ async def test_pause_step_turn_and_run(store, recorded):
         await pilot.press("full_stop")  # one model turn: step 1's LOG turn, no action yet
         await wait_for(pilot, lambda: screen.driver.turn_budget == 0 and screen.driver.runner.mid_step)
         assert screen.step == 1
-        last = screen.query_one("#actions-pane").entries[-1]
+        pane = screen.query_one("#actions-pane")
+        # the turn's line is posted to the pane after the driver's state changes: wait for it
+        await wait_for(pilot, lambda: isinstance(pane.entries[-1], TurnLine))
+        last = pane.entries[-1]
         assert (last.step, last.phase, last.parsed) == (1, "LOG", "DONE")
         await pilot.press("space")  # run
         assert screen.state.startswith("running")

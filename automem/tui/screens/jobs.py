@@ -88,6 +88,9 @@ class JobsScreen(Screen[None]):
         self.ctx = ctx
         self.jobs: dict[int, Job] = {}
         self.selected: int | None = None
+        #: a job this screen just started, selected once a refresh lists it (a refresh already in
+        #: flight may not list it yet, and would otherwise select the newest job it knows of)
+        self._select_when_listed: int | None = None
         self._log_job: int | None = None
         self._log_offset = 0
         #: a connection of our own: refreshes read in a thread while other screens use ctx.store
@@ -179,7 +182,10 @@ class JobsScreen(Screen[None]):
             else:
                 table.add_row(*cells, key=key)
         self.jobs = {j.id: j for j in jobs}
-        if self.selected is None and jobs:
+        if self._select_when_listed in self.jobs:
+            self.select(self._select_when_listed)
+            self._select_when_listed = None
+        elif self.selected is None and jobs:
             self.select(jobs[-1].id)  # the newest job, so a restarted TUI shows what is going on
         self._show_detail()
         if log is None or log.job_id != self.selected:
@@ -277,7 +283,7 @@ class JobsScreen(Screen[None]):
 
     def _started(self, job_id: int) -> None:
         self.notify(f"started job {job_id}")
-        self.selected = None  # the refresh selects the newest, which is this one
+        self._select_when_listed = job_id
         self.action_refresh()
 
     def action_cancel_job(self) -> None:
