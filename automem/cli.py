@@ -679,6 +679,24 @@ def mine(
     console.print(f"dataset {out} (id {result.dataset_id}): {result.kept} of {result.candidates} kept", highlight=False)
 
 
+def _seed_list(pairs: list[tuple[str | None, int]]) -> str:
+    """Task/seed pairs in a line: consecutive seeds of a task as a range ("default: 10-25, 30")."""
+    by_task: dict[str | None, list[int]] = {}
+    for task, seed in pairs:
+        by_task.setdefault(task, []).append(seed)
+    parts = []
+    for task, seeds in by_task.items():
+        spans: list[list[int]] = []
+        for seed in sorted(set(seeds)):
+            if spans and seed == spans[-1][1] + 1:
+                spans[-1][1] = seed
+            else:
+                spans.append([seed, seed])
+        text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+        parts.append(f"{task}: {text}" if task else text)
+    return "; ".join(parts)
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(help="Run names (e.g. the base model's and the specialist's).")],
@@ -699,8 +717,9 @@ def compare(
             if not common:
                 fail("the runs have no finished task and seed in common")
             if not as_json:
-                seeds = ", ".join(f"{t}:{s}" if t else str(s) for t, s in common)
-                console.print(f"compared on the {len(common)} seeds every run finished: {seeds}", highlight=False)
+                console.print(
+                    f"compared on the {len(common)} seeds every run finished: {_seed_list(common)}", highlight=False
+                )
             rows = [quality(store, name, chosen[name]) for name in runs]
         else:
             rows = [quality(store, name) for name in runs]
@@ -730,6 +749,10 @@ def compare(
 def recipes(
     names: Annotated[list[str] | None, typer.Argument(help="Training runs to show (default: all).")] = None,
     db: DbOption = None,
+    same_seeds: Annotated[
+        bool,
+        typer.Option("--same-seeds", help="Count each recipe's runs only on the task and seed pairs all finished."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Loop 2's ledger: each recipe (dataset + training configuration) with the runs that played its
@@ -737,7 +760,7 @@ def recipes(
     from automem.finetune.ledger import ledger
 
     store = _open_store(db)
-    found = ledger(store, names or None)
+    found = ledger(store, names or None, same_seeds=same_seeds)
     if names and len(found) < len(set(names)):
         missing = sorted(set(names) - {r.name for r in found})
         fail(f"no training run named {', '.join(map(repr, missing))}")
@@ -762,6 +785,9 @@ def recipes(
             f"{ex['val']} val), min score {recipe.selection.get('min_score')}, judge {recipe.selection.get('judge')}",
             highlight=False,
         )
+        if recipe.seeds is not None:
+            shown = _seed_list(recipe.seeds) or "none"
+            console.print(f"  on the seeds all its runs finished: {shown}", highlight=False)
         # short headers: the ledger should fit an 80-column terminal; `automem compare` spells them out
         from rich import box
 

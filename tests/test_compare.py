@@ -52,3 +52,45 @@ def test_same_seeds_compares_each_run_on_the_games_every_run_finished(tmp_path: 
         app, ["compare", "a", "fixture-crafter-seed7", "b", "--same-seeds", "--db", str(tmp_path / "a.db")]
     )
     assert none.exit_code == 2 and "no finished task and seed in common" in none.output
+
+
+def test_the_ledger_counts_a_recipe_on_the_seeds_all_its_runs_finished(tmp_path: Path, recorded) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "a.db")
+    recorded(store, "crafter-seed7")
+    bundle = json.loads(BUNDLE.read_text())
+    episode = bundle["episode"]
+    adapter = tmp_path / "models" / "spec" / "adapter"
+    adapter.mkdir(parents=True)
+    # the base run the dataset was mined from (seeds 7-9) and the specialist's, stopped after seed 8
+    for run, seeds, memory_engine in (("base", [7, 8, 9], None), ("played", [7, 8], f"llamacpp:{adapter}")):
+        run_id = store.create_run(
+            name=run, game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
+            engine=episode["engine"], memory_engine=memory_engine, config={},
+        )  # fmt: skip
+        for seed in seeds:
+            copied = copy.deepcopy(bundle)
+            copied["episode"]["seed"] = seed
+            store.import_episode(copied, run_id)
+    dataset_id = store.db["datasets"].insert(
+        {"name": "ds", "runs": json.dumps(["base", "gone"]), "selection": json.dumps({"config": {"min_score": 1.0}}),
+         "candidates": 3, "kept": 2, "train": 1, "val": 1, "folder": str(tmp_path / "ds")},
+    ).last_pk  # fmt: skip
+    store.db["training_runs"].insert(
+        {"name": "spec", "dataset_id": dataset_id, "base": "bundled", "backend": "peft", "status": "finished",
+         "config": json.dumps({"lora_r": 8}), "adapter": str(adapter), "log": "[]", "steps": 4},
+    )  # fmt: skip
+    from automem.finetune.ledger import ledger
+
+    (every,) = ledger(store)
+    assert every.seeds is None and [(q.run, q.episodes) for q in every.mined + every.played] == [
+        ("base", 3), ("played", 2),
+    ]  # fmt: skip
+    (same,) = ledger(store, same_seeds=True)  # the run "gone" was deleted: it is left out, not an error
+    assert same.seeds == [(episode["task"], 7), (episode["task"], 8)]
+    assert [(q.run, q.episodes) for q in same.mined + same.played] == [("base", 2), ("played", 2)]
+    assert same.mined[0].as_row() == {**same.played[0].as_row(), "run": "base"}  # copies of one episode
+    store.close()
+
+    shown = CliRunner().invoke(app, ["recipes", "--same-seeds", "--db", str(tmp_path / "a.db")])
+    assert shown.exit_code == 0, shown.output
+    assert f"on the seeds all its runs finished: {episode['task']}: 7-8" in shown.output

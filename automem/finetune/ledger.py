@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automem.finetune.compare import Quality, quality
+from automem.finetune.compare import Quality, common_finished_episodes, quality
 from automem.store.db import Store
 
 # the configuration fields a reader compares recipes by (the rest stays in the JSON)
@@ -40,6 +40,8 @@ class Recipe:
     adapter: str
     played: list[Quality] = field(default_factory=list)  # runs that used the adapter
     mined: list[Quality] = field(default_factory=list)  # the runs the dataset came from
+    # with same_seeds: the (task, seed) pairs every one of those runs finished, which alone were counted
+    seeds: list[tuple[str | None, int]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,29 +85,50 @@ def _train_seconds(log: str | None) -> float | None:
     return None
 
 
-def _qualities(store: Store, runs: list[str], cache: dict[str, Quality | None]) -> list[Quality]:
+def _qualities(
+    store: Store,
+    runs: list[str],
+    cache: dict[tuple[str, frozenset[int] | None], Quality | None],
+    only: dict[str, set[int]] | None = None,
+) -> list[Quality]:
     from automem.finetune.mine import MiningError
 
     out = []
     for run in runs:
-        if run not in cache:
+        if only is not None and run not in only:
+            continue  # deleted since the recipe was recorded
+        key = (run, frozenset(only[run]) if only is not None else None)
+        if key not in cache:
             try:
-                cache[run] = quality(store, run)
+                cache[key] = quality(store, run, only[run] if only is not None else None)
             except (MiningError, ValueError):  # a run deleted since, or one with no episodes yet
-                cache[run] = None
-        if cache[run] is not None:
-            out.append(cache[run])
+                cache[key] = None
+        if cache[key] is not None:
+            out.append(cache[key])
     return out
 
 
-def ledger(store: Store, names: list[str] | None = None) -> list[Recipe]:
-    """Every recipe (or those named), newest first, with the evidence of play."""
+def _same_seeds(store: Store, runs: list[str]) -> tuple[list[tuple[str | None, int]], dict[str, set[int]]]:
+    """The task/seed pairs the runs that still exist all finished, and each run's episodes on them."""
+    present = [r for r in dict.fromkeys(runs) if store.run_by_name(r) is not None]
+    if not present:
+        return [], {}
+    return common_finished_episodes(store, present)
+
+
+def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = False) -> list[Recipe]:
+    """Every recipe (or those named), newest first, with the evidence of play.
+
+    With ``same_seeds``, each recipe's runs (mined and played) are counted only on the task/seed
+    pairs all of them finished, as ``automem compare --same-seeds`` does: a specialist run stopped
+    early is then set against the base model on the same games, not on all of its episodes.
+    """
     rows = store.db.execute(
         "SELECT t.name, t.status, t.created_at, t.backend, t.base, t.config, t.steps, t.train_loss, t.eval_loss, "
         "t.log, t.adapter, d.name, d.runs, d.selection, d.candidates, d.kept, d.train, d.val "
         "FROM training_runs t LEFT JOIN datasets d ON d.id = t.dataset_id ORDER BY t.id DESC"
     ).fetchall()
-    cache: dict[str, Quality | None] = {}
+    cache: dict[tuple[str, frozenset[int] | None], Quality | None] = {}
     recipes = []
     for row in rows:
         (name, status, created, backend, base, config, steps, loss, eval_loss, log, adapter) = row[:11]
@@ -115,6 +138,10 @@ def ledger(store: Store, names: list[str] | None = None) -> list[Recipe]:
         config_all = json.loads(config or "{}")
         selection_all = json.loads(selection or "{}").get("config", {})
         sources = json.loads(dataset_runs or "[]")
+        players = runs_using(store, adapter)
+        seeds, only = None, None
+        if same_seeds:
+            seeds, only = _same_seeds(store, sources + players)
         recipes.append(
             Recipe(
                 name=name,
@@ -132,8 +159,9 @@ def ledger(store: Store, names: list[str] | None = None) -> list[Recipe]:
                 eval_loss=eval_loss,
                 train_seconds=_train_seconds(log),
                 adapter=adapter,
-                played=_qualities(store, runs_using(store, adapter), cache),
-                mined=_qualities(store, sources, cache),
+                played=_qualities(store, players, cache, only) if seeds != [] else [],
+                mined=_qualities(store, sources, cache, only) if seeds != [] else [],
+                seeds=seeds,
             )
         )
     return recipes
