@@ -680,21 +680,13 @@ def mine(
 
 
 def _seed_list(pairs: list[tuple[str | None, int]]) -> str:
-    """Task/seed pairs in a line: consecutive seeds of a task as a range ("default: 10-25, 30")."""
+    """Task/seed pairs in a line, each task's seeds as ``format_seeds`` writes them ("default: 10-25, 30")."""
+    from automem.runs.seeds import format_seeds
+
     by_task: dict[str | None, list[int]] = {}
     for task, seed in pairs:
         by_task.setdefault(task, []).append(seed)
-    parts = []
-    for task, seeds in by_task.items():
-        spans: list[list[int]] = []
-        for seed in sorted(set(seeds)):
-            if spans and seed == spans[-1][1] + 1:
-                spans[-1][1] = seed
-            else:
-                spans.append([seed, seed])
-        text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-        parts.append(f"{task}: {text}" if task else text)
-    return "; ".join(parts)
+    return "; ".join(f"{t}: {format_seeds(seeds)}" if t else format_seeds(seeds) for t, seeds in by_task.items())
 
 
 @app.command()

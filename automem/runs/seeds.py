@@ -26,3 +26,14 @@ def parse_seeds(text: str) -> list[int]:
             raise SeedError(f"seed range {part!r} is too long")
         seeds.extend(range(first, last + 1))
     return list(dict.fromkeys(seeds))
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """The inverse of ``parse_seeds``: consecutive seeds as a range (``[1, 3, 10, 11, 12]`` -> ``"1, 3, 10-12"``)."""
+    spans: list[list[int]] = []
+    for seed in sorted(set(seeds)):
+        if spans and seed == spans[-1][1] + 1:
+            spans[-1][1] = seed
+        else:
+            spans.append([seed, seed])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
