@@ -94,3 +94,11 @@ def test_the_ledger_counts_a_recipe_on_the_seeds_all_its_runs_finished(tmp_path:
     shown = CliRunner().invoke(app, ["recipes", "--same-seeds", "--db", str(tmp_path / "a.db")])
     assert shown.exit_code == 0, shown.output
     assert f"on the seeds all its runs finished: {episode['task']}: 7-8" in shown.output
+
+    # the specialist's episodes interrupted: no game in common, so neither side is counted
+    store = Store(tmp_path / "a.db")
+    store.db.execute("UPDATE episodes SET status = 'interrupted' WHERE run_id = ?", [store.run_by_name("played")["id"]])
+    store.db.conn.commit()
+    (none,) = ledger(store, same_seeds=True)
+    assert (none.seeds, none.mined, none.played) == ([], [], [])
+    store.close()

@@ -95,8 +95,8 @@ def _qualities(
 
     out = []
     for run in runs:
-        if only is not None and run not in only:
-            continue  # deleted since the recipe was recorded
+        if only is not None and not only.get(run):
+            continue  # deleted since the recipe was recorded, or no game in common with the others
         key = (run, frozenset(only[run]) if only is not None else None)
         if key not in cache:
             try:
@@ -159,8 +159,8 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
                 eval_loss=eval_loss,
                 train_seconds=_train_seconds(log),
                 adapter=adapter,
-                played=_qualities(store, players, cache, only) if seeds != [] else [],
-                mined=_qualities(store, sources, cache, only) if seeds != [] else [],
+                played=_qualities(store, players, cache, only),
+                mined=_qualities(store, sources, cache, only),
                 seeds=seeds,
             )
         )
