@@ -15,20 +15,26 @@ from automem.store import Store
 BUNDLE = Path(__file__).parent / "data" / "episodes" / "crafter-seed7.json"
 
 
+def _run_of_copies(store: Store, bundle: dict, run: str, seeds: list[int], memory_engine: str | None = None) -> None:
+    """A run whose episodes are copies of the recorded one, under the given seeds."""
+    episode = bundle["episode"]
+    run_id = store.create_run(
+        name=run, game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
+        engine=episode["engine"], memory_engine=memory_engine, config={},
+    )  # fmt: skip
+    for seed in seeds:
+        copied = copy.deepcopy(bundle)
+        copied["episode"]["seed"] = seed
+        store.import_episode(copied, run_id)
+
+
 def test_same_seeds_compares_each_run_on_the_games_every_run_finished(tmp_path: Path, recorded) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "a.db")
     recorded(store, "crafter-seed7")  # the structure, and a one-episode run to check figures against
     bundle = json.loads(BUNDLE.read_text())
     episode = bundle["episode"]
-    for run, seeds in (("a", [7, 8]), ("b", [8, 9, 10])):
-        run_id = store.create_run(
-            name=run, game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
-            engine=episode["engine"], memory_engine=None, config={},
-        )  # fmt: skip
-        for seed in seeds:
-            copied = copy.deepcopy(bundle)
-            copied["episode"]["seed"] = seed
-            store.import_episode(copied, run_id)
+    _run_of_copies(store, bundle, "a", [7, 8])
+    _run_of_copies(store, bundle, "b", [8, 9, 10])
     unfinished = store.episodes(store.run_by_name("b")["id"])[-1]["id"]
     store.db["episodes"].update(unfinished, {"status": "interrupted"})  # seed 10: not a finished game
 
@@ -62,15 +68,8 @@ def test_the_ledger_counts_a_recipe_on_the_seeds_all_its_runs_finished(tmp_path:
     adapter = tmp_path / "models" / "spec" / "adapter"
     adapter.mkdir(parents=True)
     # the base run the dataset was mined from (seeds 7-9) and the specialist's, stopped after seed 8
-    for run, seeds, memory_engine in (("base", [7, 8, 9], None), ("played", [7, 8], f"llamacpp:{adapter}")):
-        run_id = store.create_run(
-            name=run, game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
-            engine=episode["engine"], memory_engine=memory_engine, config={},
-        )  # fmt: skip
-        for seed in seeds:
-            copied = copy.deepcopy(bundle)
-            copied["episode"]["seed"] = seed
-            store.import_episode(copied, run_id)
+    _run_of_copies(store, bundle, "base", [7, 8, 9])
+    _run_of_copies(store, bundle, "played", [7, 8], memory_engine=f"llamacpp:{adapter}")
     dataset_id = store.db["datasets"].insert(
         {"name": "ds", "runs": json.dumps(["base", "gone"]), "selection": json.dumps({"config": {"min_score": 1.0}}),
          "candidates": 3, "kept": 2, "train": 1, "val": 1, "folder": str(tmp_path / "ds")},
