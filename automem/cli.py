@@ -59,9 +59,11 @@ def _open_store(db: Path | None):  # type: ignore[no-untyped-def]
     from automem.store import Store, StoreError, default_db_path
 
     try:
-        return Store(db or default_db_path())
+        store = Store(db or default_db_path())
     except StoreError as exc:
         fail(str(exc))
+    store.mark_orphaned_episodes()  # episodes whose process died without recording an end
+    return store
 
 
 def _structure(spec: str, db: Path | None):  # type: ignore[no-untyped-def]
@@ -492,6 +494,92 @@ def engines_test(
         + ("" if result["parses"] else " (does not parse as a command)"),
         highlight=False,
     )
+
+
+@app.command()
+def doctor(
+    db: DbOption = None,
+    extras: Annotated[bool, typer.Option("--extras/--no-extras", help="Also import the optional libraries.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object with every check.")] = False,
+) -> None:
+    """Check this machine: Python, CPU features, the bundled model generating (in a child process),
+    each game, the database, the optional extras and GPU, the engine profiles. Exit 0 when the
+    main job can run."""
+    from automem import doctor as doc
+
+    colours = {doc.OK: "green", doc.WARN: "yellow", doc.FAIL: "bold red"}
+
+    def show(check: doc.Check) -> None:
+        if as_json:
+            return
+        line = f"[{colours[check.verdict]}]{check.verdict:>4}[/] {check.name:<18} {check.detail}"
+        if check.fix and check.verdict != doc.OK:
+            line += f"\n{'':23}→ {check.fix}"
+        console.print(line, highlight=False, soft_wrap=True)
+
+    checks = doc.run_checks(db, extras=extras, on_check=show)
+    ok = doc.main_job_can_run(checks)
+    if as_json:
+        typer.echo(doc.as_json(checks))
+    elif ok:
+        console.print("[green]automem can run here[/]: `automem` opens the TUI with the bundled model", highlight=False)
+    else:
+        failed = ", ".join(c.name for c in checks if c.essential and c.verdict == doc.FAIL)
+        err_console.print(f"[bold red]automem cannot run here[/]: fix {failed} (see → above)", highlight=False)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def serve(
+    spec: Annotated[
+        str, typer.Argument(help="llamacpp (the bundled model), llamacpp:PATH.gguf or llamacpp:ADAPTER.")
+    ] = "llamacpp",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0: a free one).")] = 8080,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel", "-n", min=1, max=64, help="Slots: requests decoded together, each with a prompt cache."
+        ),
+    ] = 4,
+    n_ctx: Annotated[int, typer.Option("--n-ctx", min=256, help="Context tokens of each slot.")] = 4096,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default: all cores).")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Require the key held by this environment variable.")
+    ] = None,
+) -> None:
+    """Serve a local model over the OpenAI-compatible API (llama.cpp's own server, with parallel
+    slots and continuous batching); use it with --engine openai:http://HOST:PORT/v1."""
+    import signal
+    import threading
+
+    from automem.engines import EngineError, split_spec
+    from automem.engines.base import api_key_from_env
+
+    name, target = split_spec(spec)
+    if name != "llamacpp":
+        fail(f"automem serve serves llama.cpp models (llamacpp, llamacpp:PATH or llamacpp:ADAPTER), not {name!r}")
+    from automem.engines.llamacpp import factory
+
+    try:
+        key = api_key_from_env(api_key_env) if api_key_env else None
+        engine = factory(target, host=host, port=port, n_parallel=parallel, n_ctx=n_ctx, n_threads=threads, api_key=key)
+    except EngineError as exc:
+        fail(str(exc), code=1)
+    console.print(
+        f"serving {engine.model} at [bold]{engine.url}/v1[/] ({parallel} slots of {n_ctx} tokens)"
+        f"{'; key from $' + api_key_env if api_key_env else ''}\n"
+        f"use it with: --engine openai:{engine.url}/v1  ·  ctrl+c stops",
+        highlight=False,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.close()
 
 
 @structures_app.command("list")

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from automem.procs import process_alive
 from automem.store.db import DB_ENV, Store, default_db_path, now
 
 JOB_ENV = "AUTOMEM_JOB_ID"
@@ -298,21 +299,7 @@ def _alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # another user's process: the pid was reused
-    proc = Path(f"/proc/{pid}")
-    if not proc.is_dir():
-        return True  # no /proc (macOS): the signal check is all we have
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes()
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X") and b"automem" in cmdline
+    return process_alive(pid, cmdline_has=b"automem")
 
 
 # -- child side -------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Engine overhead: tokens per second through automem's llamacpp engine vs llama-cpp-python called
-directly on the same prompt, grammar and sampling settings (same process, same model file).
+"""Engine overhead: tokens per second through automem's llamacpp engine vs the same xllamacpp
+server called directly on the same prompt, grammar and sampling settings (same process, same
+model); plus the model's raw prefill and decode rates (prompt and output tokens per second, from
+llama.cpp's own timings).
 
     python bench/engine_overhead.py [--repeats 5] [--max-tokens 48]
 """
@@ -43,34 +45,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    from llama_cpp import LlamaGrammar
 
     messages, grammar = prompt_and_grammar()
-    engine = LlamaCppEngine(bundled_model_path(), n_ctx=4096)
-    llm = engine._llm  # the very same Llama object, called directly
-    ours, direct = [], []
+    engine = LlamaCppEngine(bundled_model_path(), n_ctx=4096, n_threads=args.threads)
+    server = engine._server  # the very same server, called directly
+    ours, direct, prefill, decode = [], [], [], []
     for i in range(args.repeats):
-        # alternate, and reset the KV cache each time, so both pay the same prompt evaluation
-        llm.reset()
-        c = engine.complete(messages, grammar=grammar, max_tokens=args.max_tokens, temperature=0.7, seed=i)
+        # alternate, and change the first message each time, so both pay the same prompt evaluation
+        fresh = [{"role": "system", "content": f"[{i}a] " + messages[0]["content"]}, messages[1]]
+        c = engine.complete(fresh, grammar=grammar, max_tokens=args.max_tokens, temperature=0.7, seed=i)
         ours.append((c.input_tokens + c.output_tokens) / c.latency_s)
-        llm.reset()
-        llm.set_seed(i)
+        fresh = [{"role": "system", "content": f"[{i}b] " + messages[0]["content"]}, messages[1]]
+        request = {"messages": fresh, "grammar": grammar, "max_tokens": args.max_tokens, "temperature": 0.7, "seed": i}
         t0 = time.perf_counter()
-        out = llm.create_chat_completion(
-            messages=messages,
-            grammar=LlamaGrammar.from_string(grammar, verbose=False),
-            max_tokens=args.max_tokens,
-            temperature=0.7,
-        )
+        out = server.handle_chat_completions(request)
         dt = time.perf_counter() - t0
-        usage = out["usage"]
+        usage, timings = out["usage"], out["timings"]
         direct.append((usage["prompt_tokens"] + usage["completion_tokens"]) / dt)
+        prefill.append(timings["prompt_per_second"])
+        decode.append(timings["predicted_per_second"])
     a, b = statistics.median(ours), statistics.median(direct)
     print(
-        f"automem llamacpp engine: {a:.1f} tok/s (prompt+output), llama-cpp-python direct: {b:.1f} tok/s; "
+        f"automem llamacpp engine: {a:.1f} tok/s (prompt+output), xllamacpp server direct: {b:.1f} tok/s; "
         f"ratio {a / b:.3f} over {args.repeats} calls each"
+    )
+    print(
+        f"model rates (llama.cpp's timings, {usage['prompt_tokens']}-token prompt): "
+        f"prefill {statistics.median(prefill):.0f} tok/s, "
+        f"decode {statistics.median(decode):.0f} tok/s (grammar-constrained)"
     )
     engine.close()
 

@@ -1,9 +1,10 @@
-"""Parallel scaling: game steps per second with 1, 2 and 4 eval workers sharing one llama.cpp
-server (``python -m llama_cpp.server`` with the bundled model, started here on 127.0.0.1).
+"""Parallel scaling: game steps per second with 1, 2 and 4 eval workers sharing one
+``automem serve`` (llama.cpp's own server with the bundled model, started here on 127.0.0.1 with
+one slot per worker: continuous batching, a prompt cache per slot).
 
 Workers are threads sharing one OpenAI-compatible client, as ``automem eval`` runs them for HTTP
-engines. llama_cpp.server evaluates one request at a time, so this shows how much the harness,
-the games and the request overlap add on top of a serial server; a vLLM server would batch.
+engines. Against llama-cpp-python's server (one request at a time, one KV cache) more workers
+were slower: 0.49, 0.39, 0.38 steps/s for 1, 2, 4 workers (2026-11-24).
 
     python bench/parallel_scaling.py [--workers 1 2 4] [--episodes 4] [--steps 8]
 """
@@ -11,50 +12,14 @@ the games and the request overlap add on top of a serial server; a vLLM server w
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from automem.engines.bundled import bundled_model_path
+from automem.engines.serve import served
 from automem.memory.structure import load_builtin
 from automem.runs.eval import EvalConfig, plan_eval, run_eval
 from automem.store import Store
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(bundled_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "8192",
-    ]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"llama_cpp.server did not start: {log.read_text()[-1000:]}")
 
 
 def main() -> None:
@@ -65,9 +30,8 @@ def main() -> None:
     parser.add_argument("--structure", default="crafter-v0")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        server = start_server(port, Path(tmp) / "server.log")
-        try:
+        log = Path(tmp) / "serve.log"
+        with served(parallel=max(args.workers), n_ctx=8192, log_path=log) as url:
             store = Store(Path(tmp) / "scaling.db")
             base = None
             for workers in args.workers:
@@ -76,7 +40,7 @@ def main() -> None:
                     tasks=[None],
                     seeds=list(range(args.episodes)),
                     structure=load_builtin(args.structure),
-                    engine_spec=f"openai:http://127.0.0.1:{port}/v1",
+                    engine_spec=f"openai:{url}",
                     workers=workers,
                     max_steps=args.steps,
                     run_name=f"scaling-{workers}",
@@ -94,9 +58,6 @@ def main() -> None:
                     flush=True,
                 )
             store.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,49 @@ def test_missing_and_broken_model_files_are_clear_errors(tmp_path) -> None:
 def test_unknown_engine_name() -> None:
     with pytest.raises(EngineError, match="unknown engine"):
         make_engine("teleporter:x")
+
+
+def test_same_seed_same_reply_and_refusals_are_engine_errors(engine: LlamaCppEngine) -> None:
+    grammar = 'root ::= "ACT " [a-z_]{1,12}'
+    a = engine.complete(MESSAGES, grammar=grammar, max_tokens=12, temperature=0.9, seed=5)
+    engine.complete(MESSAGES + [{"role": "user", "content": "other"}], max_tokens=4, seed=9)  # disturb the cache
+    b = engine.complete(MESSAGES, grammar=grammar, max_tokens=12, temperature=0.9, seed=5)
+    assert a.text == b.text and a.text.startswith("ACT ")
+    with pytest.raises(EngineError, match="failed to parse grammar"):
+        engine.complete(MESSAGES, grammar="root ::= [a-z]{1,", max_tokens=4)
+    with pytest.raises(EngineError, match="exceeds the available context"):
+        engine.complete([{"role": "user", "content": "word " * 9000}], max_tokens=4)
+    assert engine.complete(MESSAGES, grammar=GRAMMAR, max_tokens=12).text.startswith("ACT ")  # still serving
+
+
+def test_parallel_slots_serve_threads_at_once(bundled_model_path) -> None:
+    import threading
+
+    engine = LlamaCppEngine(bundled_model_path, n_ctx=1024, n_parallel=2, n_threads=2)
+    results: dict[int, str] = {}
+
+    def ask(seed: int) -> None:
+        results[seed] = engine.complete(MESSAGES, grammar=GRAMMAR, max_tokens=12, seed=seed).text
+
+    threads = [threading.Thread(target=ask, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    engine.close()
+    assert sorted(results) == [0, 1, 2, 3]
+    assert set(results.values()) <= {"ACT noop", "ACT move_left", "ACT move_right"}
+    with pytest.raises(EngineError, match="closed"):
+        engine.complete(MESSAGES)
+
+
+def test_tool_calls_are_offered_and_parsed_for_templates_without_tools() -> None:
+    from automem.engines.llamacpp import parse_tool_call, tool_call_grammar
+
+    tools = [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}]
+    grammar = tool_call_grammar(tools)
+    assert grammar.startswith("%llguidance") and '"const":"look"' in grammar
+    call = parse_tool_call('<tool_call>{"name": "look", "arguments": {"x": 1}}</tool_call>')
+    assert call is not None and (call.name, call.arguments) == ("look", '{"x": 1}')
+    assert parse_tool_call("message: no thanks") is None
+    assert parse_tool_call("<tool_call>{broken</tool_call>") is None

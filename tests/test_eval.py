@@ -95,7 +95,8 @@ def test_kill_9_loses_no_finished_episode_and_resume_completes(tmp_path: Path) -
         str(db),
         "--json",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = (tmp_path / "eval.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 240
     finished = 0
     while time.monotonic() < deadline and finished < 1:
@@ -108,9 +109,10 @@ def test_kill_9_loses_no_finished_episode_and_resume_completes(tmp_path: Path) -
             except sqlite3.OperationalError:
                 pass
         if proc.poll() is not None:
-            break
+            pytest.fail(f"eval ended by itself ({proc.returncode}): {(tmp_path / 'eval.log').read_text()[-2000:]}")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    log.close()
     con = sqlite3.connect(db)
     assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
     kept = con.execute("select id, seed from episodes where status = 'finished'").fetchall()

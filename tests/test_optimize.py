@@ -192,7 +192,8 @@ def test_the_heuristic_critic_reads_the_digests_numbers(store, recorded):
 
 @pytest.mark.model
 def test_llm_critic_looks_up_steps_and_files_with_tools_before_answering(engine, store, recorded):
-    """In-process llama.cpp takes tools (ChatML function calling): the critic may read any step
+    """In-process llama.cpp takes tools (offered in the system message, the answer held to a call or a
+    message by a grammar, since SmolLM2's template knows no tools): the critic may read any step
     range or memory file of the store's episodes before its constrained answer."""
     from automem.engines.base import supports_tools
 

@@ -143,3 +143,31 @@ def test_two_model_mode_memory_engine_does_log_and_lookups(store: Store, engine,
     assert {c[0] for c in calls if c[2] == "memory-specialist.gguf"} >= {"LOG"}
     assert sum(1 for c in calls if c[1].startswith("ACT ")) == summary.steps
     assert con.execute("select memory_engine from runs where id = ?", [run_id]).fetchone()[0] == "llamacpp:specialist"
+
+
+class BreaksOnThirdCall:
+    """The real engine, until a call raises what no engine should: a bug, not an EngineError."""
+
+    def __init__(self, engine) -> None:
+        self.inner, self.calls = engine, 0
+        self.name, self.model, self.supports_grammar = engine.name, engine.model, engine.supports_grammar
+
+    def complete(self, messages, **kwargs):
+        self.calls += 1
+        if self.calls == 3:
+            raise KeyError("choices")
+        return self.inner.complete(messages, **kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_engine_exception_fails_only_that_episode(store: Store, engine) -> None:
+    _, summaries = _run(store, BreaksOnThirdCall(engine), "crafter", seeds=(1, 2), steps=2)
+    assert [s.status for s in summaries] == ["failed", "finished"]
+    assert summaries[0].error == "KeyError: 'choices'"
+    con = sqlite3.connect(store.path)
+    rows = con.execute("select status, error, steps from episodes order by id").fetchall()
+    assert rows[0][:2] == ("failed", "KeyError: 'choices'") and rows[1][0] == "finished"
+    first_steps = "select count(*) from steps where episode_id = (select min(id) from episodes)"
+    assert con.execute(first_steps).fetchone()[0] >= 1

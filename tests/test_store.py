@@ -46,6 +46,7 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
         "m004_datasets",
         "m005_training_runs",
         "m006_job_cancel_requested",
+        "m007_episode_owner",
     ]
 
 
@@ -191,3 +192,46 @@ def test_a_failing_step_write_leaves_no_partial_rows(store: Store) -> None:
     except IndexError:
         pass
     assert store.db["steps"].count == 1 and store.db["memory_ops"].count == 0
+
+
+def test_episodes_whose_process_died_are_marked_interrupted_by_the_next_start(tmp_path) -> None:
+    """A run killed with SIGKILL (or crashed in native code) leaves its episode `running`; the next
+    start on the same host sees that its process is gone and records it interrupted, once."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from automem.cli import app
+
+    db = tmp_path / "a.db"
+    store = Store(db)
+    mine = _episode(store)  # this process: alive
+    row = store.episode(mine)
+    fields = {k: row[k] for k in ("run_id", "game", "task", "seed", "structure_id", "engine", "model", "memory_dir")}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = store.start_episode(**fields, memory_seed={})
+    store.db["episodes"].update(orphan, {"pid": dead.pid})
+    elsewhere = store.start_episode(**fields, memory_seed={})
+    store.db["episodes"].update(elsewhere, {"pid": dead.pid, "host": "another-host"})  # not ours to judge
+    store.close()
+    assert CliRunner().invoke(app, ["jobs", "list", "--db", str(db)]).exit_code == 0  # any command that opens it
+    store = Store(db)
+    status = {e["id"]: (e["status"], e["ended_reason"]) for e in store.db["episodes"].rows}
+    assert status[orphan] == ("interrupted", "orphaned")
+    assert status[mine] == ("running", None) and status[elsewhere] == ("running", None)
+    assert store.mark_orphaned_episodes() == []
+    store.close()
+
+
+def test_pending_migrations_are_listed_without_applying_them(tmp_path) -> None:
+    import sqlite_utils
+
+    old = tmp_path / "old.db"
+    sqlite_utils.Database(old)["x"].insert({"a": 1})
+    assert "m001_initial" in Store.pending_migrations(old)
+    assert Store.pending_migrations(old) == Store.pending_migrations(old)  # read-only
+    Store(old).close()
+    assert Store.pending_migrations(old) == []
+    assert Store.pending_migrations(tmp_path / "none.db") == []

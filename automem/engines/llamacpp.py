@@ -1,40 +1,95 @@
-"""In-process llama.cpp engine (llama-cpp-python), the default.
+"""In-process llama.cpp engine (xllamacpp), the default.
 
-The prompt is sent as chat messages; llama-cpp-python keeps the KV cache of the previous call and
-evaluates only the tokens after the longest common prefix, which is why the agent orders its
-prompt from the most stable part to the most volatile. We measure that reuse ourselves (the
-library does not report it) by comparing the token ids before and after the call.
+xllamacpp embeds llama.cpp's own C++ server and ships prebuilt wheels (CPU, CUDA, ROCm, Vulkan),
+so the default install needs no compiler. Its CPU wheels are built without AMX and AVX-512, so the
+AMX repacking crash cannot happen with them; where a build of it may carry AMX kernels, the
+engine still turns the extra buffer types off on AMX CPUs (see ``automem.engines.cpu``).
+
+Requests go straight to the server's handlers (``handle_chat_completions``), not over HTTP. The
+server keeps a prompt cache per slot and reports the reused prefix as ``cached_tokens``, which is
+why the agent orders its prompt from the most stable part to the most volatile. The same class
+serves the model over the OpenAI-compatible HTTP API for ``automem serve``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import threading
+import secrets
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from automem.engines.adapters import adapter_base, gguf_lora_for, is_adapter
 from automem.engines.base import Completion, EngineError, Message, ToolCall
 from automem.engines.bundled import bundled_model_path
+from automem.engines.cpu import cpu_info
 
 GGUF_MAGIC = b"GGUF"
+DOCTOR_HINT = "run `automem doctor` to check this machine"
+
+# For chat templates that know no tools (SmolLM2's among them) llama.cpp ignores the ``tools``
+# field, so the engine offers them in the system message and holds the answer to either one call
+# per the tools' schemas or a plain answer (an LLGuidance grammar, which the bundled build has).
+_TOOL_PROMPT = (
+    "\n\nYou may call one of these functions before you answer:\n{tools}\n"
+    'To call one, answer only <tool_call>{{"name": NAME, "arguments": {{...}}}}</tool_call>; '
+    "to answer without a call, begin with message:"
+)
+# both branches open with a marker, so a small model's first token is the decision (as
+# llama-cpp-python's ChatML function calling does with "functions." and "message:")
+_TOOL_OPEN, _TOOL_CLOSE, _MESSAGE = "<tool_call>", "</tool_call>", "message:"
 
 
-def _common_prefix(a: Any, b: Any) -> int:
-    """Length of the shared prefix of two token-id arrays (numpy: a Python loop cost ~0.1 ms/call)."""
-    import numpy as np
+def _error_text(reply: Any) -> str | None:
+    """The server's error message when a handler answered with an error object."""
+    if isinstance(reply, dict) and "error" in reply:
+        error = reply["error"]
+        return str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    return None
 
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(differ[0]) if differ.size else n
+
+def tool_call_grammar(tools: list[dict[str, Any]]) -> str:
+    """An LLGuidance grammar: one ``<tool_call>`` whose JSON matches a tool's schema, or plain text."""
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t["function"]["name"]},
+                "arguments": t["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for t in tools
+    ]
+    schema = json.dumps({"oneOf": options}, separators=(",", ":"))
+    return (
+        "%llguidance {}\n"
+        f'start: call | answer\ncall: "{_TOOL_OPEN}" json "{_TOOL_CLOSE}"\njson: %json {schema}\n'
+        f'answer: "{_MESSAGE}" /[^<]*/\n'
+    )
+
+
+def parse_tool_call(text: str) -> ToolCall | None:
+    stripped = text.strip()
+    if not stripped.startswith(_TOOL_OPEN):
+        return None
+    body = stripped[len(_TOOL_OPEN) :].split(_TOOL_CLOSE, 1)[0]
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return None
+    return ToolCall(data["name"], json.dumps(data.get("arguments") or {}))
 
 
 class LlamaCppEngine:
     name = "llamacpp"
     supports_grammar = True
+    supports_tools = True
 
     def __init__(
         self,
@@ -45,51 +100,91 @@ class LlamaCppEngine:
         n_gpu_layers: int = 0,
         lora_path: str | None = None,
         constrained: bool = True,
+        n_parallel: int = 1,
+        host: str | None = None,
+        port: int = 0,
+        api_key: str | None = None,
+        alias: str | None = None,
     ) -> None:
+        """``host``/``port``/``api_key`` matter only to ``automem serve``: an engine used in-process
+        listens on a random local port that a random key closes, so nothing else can use it."""
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise EngineError(f"model file not found: {path}")
         with path.open("rb") as fh:
             if fh.read(4) != GGUF_MAGIC:
                 raise EngineError(f"not a GGUF model file: {path}")
+        if n_parallel < 1:
+            raise EngineError(f"n_parallel must be at least 1, got {n_parallel}")
         try:
-            from llama_cpp import Llama  # heavy: imported only when an engine is built
+            import xllamacpp as xlc  # heavy: imported only when an engine is built
         except ImportError as exc:  # pragma: no cover - the dependency is declared
-            raise EngineError(f"llama-cpp-python is not installed: {exc}") from None
+            raise EngineError(f"xllamacpp is not installed ({exc}); {DOCTOR_HINT}") from None
         self.model = path.name if not lora_path else f"{path.name}+{Path(lora_path).parent.name}"
         self.model_path = str(path)
+        threads = int(n_threads or max(1, os.cpu_count() or 1))
+        params = xlc.CommonParams()
+        params.model.path = str(path)
+        params.model_alias = {alias or path.name}  # a set of names in this binding
+        params.n_ctx = int(n_ctx) * n_parallel  # the context is shared by the slots: n_ctx each
+        params.n_parallel = n_parallel
+        params.n_gpu_layers = int(n_gpu_layers)
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.warmup = False  # a warm-up decode costs a second at every load and changes nothing
+        params.verbosity = int(os.environ.get("AUTOMEM_LLAMA_VERBOSITY", "-1"))  # the TUI owns stderr
+        params.n_threads_http = 2 if host is None else max(2, n_parallel + 1)
+        params.hostnames = [host or "127.0.0.1"]
+        params.port = int(port)
+        if cpu_info().has_amx:
+            params.no_extra_bufts = True  # llama.cpp's AMX repacking segfaults at the first inference
+        self._key = api_key if host is not None else secrets.token_hex(16)
+        if self._key:
+            params.api_keys = [self._key]
+        if lora_path:
+            params.lora_adapters = [xlc.CommonAdapterLoraInfo(str(lora_path), 1.0)]
         try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads or max(1, os.cpu_count() or 1),
-                n_gpu_layers=n_gpu_layers,
-                lora_path=lora_path,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"cannot load model {path}: {exc}") from None
-        self._grammars: dict[str, Any] = {}
-        # one Llama context is not thread-safe: calls from several agent threads take turns
-        self._lock = threading.Lock()
-        # constrained=False makes the engine ignore grammars, to exercise the feedback path
-        self.supports_grammar = constrained
-        self.n_ctx = n_ctx
+            self._server: Any = xlc.Server(params)
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"cannot load model {path}: {exc}; {DOCTOR_HINT}") from None
+        self.url = str(self._server.listening_address)
+        self.supports_grammar = constrained  # False: grammars ignored, to exercise the feedback path
+        self.n_ctx = int(n_ctx)
+        self.n_parallel = n_parallel
+        self._template_tools: bool | None = None
 
-    def _grammar(self, text: str) -> Any:
-        # parsing a grammar costs milliseconds; structures reuse a handful of them per episode
-        grammar = self._grammars.get(text)
-        if grammar is None:
-            from llama_cpp import LlamaGrammar
+    # -- the calls --------------------------------------------------------------------------------
+    def _chat(self, request: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        server = self._server
+        if server is None:
+            raise EngineError("the llama.cpp engine is closed")
+        start = time.perf_counter()
+        try:
+            reply = server.handle_chat_completions(request)
+        except Exception as exc:  # the binding raises for requests it cannot even parse
+            raise EngineError(f"llama.cpp call failed: {exc}") from None
+        latency = time.perf_counter() - start
+        error = _error_text(reply)
+        if error is not None:
+            raise EngineError(f"llama.cpp refused the call: {error}")
+        if not isinstance(reply, dict) or not reply.get("choices"):
+            raise EngineError(f"llama.cpp answered without choices: {str(reply)[:200]}")
+        return reply, latency
 
-            try:
-                grammar = LlamaGrammar.from_string(text, verbose=False)
-            except ValueError as exc:
-                raise EngineError(f"invalid grammar: {exc}") from None
-            if len(self._grammars) > 64:
-                self._grammars.clear()
-            self._grammars[text] = grammar
-        return grammar
+    @staticmethod
+    def _completion(reply: dict[str, Any], latency: float, text: str, calls: list[ToolCall]) -> Completion:
+        usage = reply.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        choice = reply["choices"][0]
+        return Completion(
+            text=text,
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            cached_tokens=int(details.get("cached_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+            tool_calls=calls,
+        )
 
     def complete(
         self,
@@ -100,43 +195,32 @@ class LlamaCppEngine:
         temperature: float = 0.7,
         seed: int | None = None,
     ) -> Completion:
-        with self._lock:
-            return self._complete(messages, grammar, max_tokens, temperature, seed)
-
-    def _complete(
-        self, messages: list[Message], grammar: str | None, max_tokens: int, temperature: float, seed: int | None
-    ) -> Completion:
-        llm = self._llm
-        before = llm._input_ids[: llm.n_tokens].copy()
+        request: dict[str, Any] = {
+            # plain strings: SmolLM2's template fails on lists of content parts
+            "messages": [{"role": m["role"], "content": str(m["content"])} for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "cache_prompt": True,
+        }
+        if grammar and self.supports_grammar:
+            request["grammar"] = grammar
         if seed is not None:
-            llm.set_seed(seed)
-        start = time.perf_counter()
-        try:
-            out = llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                grammar=self._grammar(grammar) if grammar else None,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            )
-        except ValueError as exc:  # e.g. the prompt exceeds the context window
-            raise EngineError(f"llama.cpp call failed: {exc}") from None
-        latency = time.perf_counter() - start
-        usage = out.get("usage", {})  # type: ignore[union-attr]
-        prompt_tokens = int(usage.get("prompt_tokens", 0))
-        after = llm._input_ids[:prompt_tokens]
-        # llama.cpp always re-evaluates at least the last prompt token
-        cached = min(_common_prefix(before, after), max(prompt_tokens - 1, 0))
-        choice = out["choices"][0]  # type: ignore[index]
-        return Completion(
-            text=choice["message"].get("content") or "",
-            input_tokens=prompt_tokens,
-            cached_tokens=cached,
-            output_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=latency,
-            finish_reason=choice.get("finish_reason"),
-        )
+            request["seed"] = int(seed)
+        reply, latency = self._chat(request)
+        message = reply["choices"][0].get("message") or {}
+        return self._completion(reply, latency, message.get("content") or "", [])
 
-    supports_tools = True
+    def template_supports_tools(self) -> bool:
+        """Whether the model's chat template renders tools (the server's /props says)."""
+        if self._template_tools is None:
+            request = urllib.request.Request(f"{self.url}/props", headers={"Authorization": f"Bearer {self._key}"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    caps = json.load(response).get("chat_template_caps") or {}
+            except (OSError, ValueError):
+                caps = {}
+            self._template_tools = bool(caps.get("supports_tools"))
+        return self._template_tools
 
     def complete_tools(
         self,
@@ -147,45 +231,35 @@ class LlamaCppEngine:
         temperature: float = 0.2,
         seed: int | None = None,
     ) -> Completion:
-        """One call where the model may answer or ask for ``tools`` (OpenAI tool schemas), through
-        llama-cpp-python's ChatML function-calling format rather than the model's own template."""
-        from llama_cpp.llama_chat_format import chatml_function_calling
-
-        with self._lock:
-            llm = self._llm
-            if seed is not None:
-                llm.set_seed(seed)
-            start = time.perf_counter()
-            try:
-                out = chatml_function_calling(
-                    llama=llm, messages=messages, tools=tools, tool_choice="auto",  # type: ignore[arg-type]
-                    temperature=temperature, max_tokens=max_tokens,
-                )  # fmt: skip
-            except ValueError as exc:
-                raise EngineError(f"llama.cpp call failed: {exc}") from None
-            latency = time.perf_counter() - start
-        usage = out.get("usage", {})  # type: ignore[union-attr]
-        choice = out["choices"][0]  # type: ignore[index]
-        message = choice["message"]
-        calls = [
-            ToolCall(c["function"]["name"], c["function"].get("arguments") or "{}")
-            for c in message.get("tool_calls") or []
-        ]
-        return Completion(
-            text=message.get("content") or "",
-            input_tokens=int(usage.get("prompt_tokens", 0)),
-            cached_tokens=0,
-            output_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=latency,
-            finish_reason=choice.get("finish_reason"),
-            tool_calls=calls,
-        )
+        """One call where the model may answer or call one of ``tools`` (OpenAI tool schemas):
+        through the chat template where it knows tools, else offered in the system message."""
+        plain = [{"role": m["role"], "content": str(m["content"])} for m in messages]
+        request: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            request["seed"] = int(seed)
+        if self.template_supports_tools():
+            reply, latency = self._chat({**request, "messages": plain, "tools": tools, "tool_choice": "auto"})
+            message = reply["choices"][0].get("message") or {}
+            calls = [
+                ToolCall(c["function"]["name"], c["function"].get("arguments") or "{}")
+                for c in message.get("tool_calls") or []
+            ]
+            return self._completion(reply, latency, message.get("content") or "", calls)
+        listing = "\n".join(json.dumps(t["function"]) for t in tools)
+        hint = _TOOL_PROMPT.format(tools=listing)
+        if plain and plain[0]["role"] == "system":
+            plain = [{"role": "system", "content": plain[0]["content"] + hint}, *plain[1:]]
+        else:
+            plain = [{"role": "system", "content": hint.strip()}, *plain]
+        reply, latency = self._chat({**request, "messages": plain, "grammar": tool_call_grammar(tools)})
+        text = (reply["choices"][0].get("message") or {}).get("content") or ""
+        call = parse_tool_call(text)
+        answer = "" if call else text.strip().removeprefix(_MESSAGE).strip()
+        return self._completion(reply, latency, answer, [call] if call else [])
 
     def close(self) -> None:
-        llm = getattr(self, "_llm", None)
-        if llm is not None:
-            llm.close()
-            self._llm = None  # type: ignore[assignment]
+        # dropping the server stops its threads and frees the model (the binding has no close())
+        self._server = None
 
 
 def factory(target: str, **options: object) -> LlamaCppEngine:

@@ -97,6 +97,10 @@ class OllamaEngine:
                 raise Transient(f"connection failed ({one_line(exc, 120)})") from None
             except ollama.RequestError as exc:
                 raise EngineError(f"{self._where}: {one_line(exc.error)}") from None
+            except ValueError as exc:  # a body cut short, not JSON, or not the shape the client expects
+                raise Transient(f"the reply is not valid JSON ({one_line(exc, 80)})") from None
+            except Exception as exc:  # anything else the HTTP stack raises must not escape as a traceback
+                raise Transient(f"{type(exc).__name__}: {one_line(exc, 120)}") from None
 
         return with_retries(attempt, self.policy, where=self._where)
 
@@ -144,6 +148,8 @@ class OllamaEngine:
             stream=False,
         )
         text = out.message.content or ""
+        if not text.strip() and out.done_reason != "length":
+            raise EngineError(f"{self._where}: the reply is empty (done_reason {out.done_reason!r})")
         if json_mode:
             log.debug("%s: raw JSON reply %r", self._where, text)
             text = unwrap_command(text)

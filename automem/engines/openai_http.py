@@ -186,12 +186,19 @@ class OpenAIEngine:
             return EngineError(f"{self._where}: request rejected (HTTP {status}: {detail})")
         return EngineError(f"{self._where}: {one_line(exc)}")
 
-    def _call(self, fn: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Any, *, needs_choices: bool = False, **kwargs: Any) -> Any:
         def attempt() -> Any:
             try:
-                return fn(**kwargs)
+                out = fn(**kwargs)
             except self._openai.OpenAIError as exc:
                 raise self._translate(exc) from None
+            except ValueError as exc:  # a body cut short or not JSON at all (the client's json.loads)
+                raise Transient(f"the reply is not valid JSON ({one_line(exc, 80)})") from None
+            except Exception as exc:  # anything else the HTTP stack raises must not escape as a traceback
+                raise Transient(f"{type(exc).__name__}: {one_line(exc, 120)}") from None
+            if needs_choices and not getattr(out, "choices", None):
+                raise Transient("the reply has no choices")
+            return out
 
         return with_retries(attempt, self.policy, where=self._where)
 
@@ -311,11 +318,12 @@ class OpenAIEngine:
             timing["latency"] = time.perf_counter() - start
             return out
 
-        out = self._call(create, **kwargs)
-        if not out.choices:
-            raise EngineError(f"{self._where}: the reply has no choices")
+        out = self._call(create, needs_choices=True, **kwargs)
         choice = out.choices[0]
         text = choice.message.content or ""
+        if not text.strip() and choice.finish_reason != "length":
+            # the same seed would answer the same: no retry; the agent counts it as a failed turn
+            raise EngineError(f"{self._where}: the reply is empty (finish_reason {choice.finish_reason!r})")
         if mode == "json_schema":
             log.debug("%s: raw JSON reply %r", self._where, text)
             text = unwrap_command(text)
@@ -353,10 +361,8 @@ class OpenAIEngine:
         if seed is not None:
             kwargs["seed"] = seed
         start = time.perf_counter()
-        out = self._call(self._client.chat.completions.create, **kwargs)
+        out = self._call(self._client.chat.completions.create, needs_choices=True, **kwargs)
         latency = time.perf_counter() - start
-        if not out.choices:
-            raise EngineError(f"{self._where}: the reply has no choices")
         choice = out.choices[0]
         calls = [
             ToolCall(c.function.name, c.function.arguments or "{}")

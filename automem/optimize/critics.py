@@ -241,10 +241,12 @@ class LLMCritic:
         if not self.engine.supports_grammar:
             return None
         if self._grammar is None:
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
+            # llama.cpp's converter, as an LLGuidance grammar: the in-process engine and `automem
+            # serve` (and llama-server builds with LLGuidance) enforce it
+            from xllamacpp import json_schema_to_grammar
 
             schema = PATCH_SCHEMA if not self.whole else whole_schema()
-            self._grammar = json_schema_to_gbnf(json.dumps(schema))
+            self._grammar = json_schema_to_grammar(schema)
         return self._grammar
 
     def propose(self, parent: Structure, digest_text: str, k: int, exclude: set[str]) -> list[Proposal]:

@@ -149,6 +149,12 @@ class EpisodeRunner:
             self._turns = None
             self._fail(str(exc))
             raise
+        except Exception as exc:
+            # a bug or an engine failure that is no EngineError: the episode ends failed with the
+            # reason, never left running; the caller still sees the exception
+            self._turns = None
+            self._fail(f"{type(exc).__name__}: {exc}")
+            raise
 
     def finish_step(self) -> StepEvent:
         """Run the current step's remaining turns and play its action."""

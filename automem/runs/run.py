@@ -129,7 +129,10 @@ def execute_run(
             )
             if on_episode_start is not None:
                 on_episode_start(runner.episode_id, seed)
-            summary = runner.run(on_step)
+            try:
+                summary = runner.run(on_step)
+            except Exception:  # recorded as failed with its reason by the runner; the next seed plays
+                summary = runner.summary
             summaries.append(summary)
             if on_episode_end is not None:
                 on_episode_end(summary)

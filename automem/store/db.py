@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlite_utils import Database
 
 from automem.memory.ops import OpResult
 from automem.memory.structure import Structure
+from automem.procs import process_alive
 from automem.store.migrations import migrations
 
 DB_ENV = "AUTOMEM_DB"
@@ -254,8 +256,39 @@ class Store:
             "memory_dir": memory_dir,
             "memory_seed": json.dumps(memory_seed),
             "started_at": now(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
         return int(self.db["episodes"].insert(row).last_pk)  # type: ignore[arg-type]
+
+    def mark_orphaned_episodes(self) -> list[int]:
+        """Episodes recorded as running on this host whose process is gone (killed, or crashed in
+        native code) become ``interrupted``, so they show as such and a resumed run replays them."""
+        host, orphans = socket.gethostname(), []
+        for row in self.db.execute(
+            "SELECT id, pid FROM episodes WHERE status = 'running' AND host = ? AND pid IS NOT NULL", [host]
+        ).fetchall():
+            if not process_alive(int(row[1])):
+                orphans.append(int(row[0]))
+        for episode_id in orphans:
+            self.db["episodes"].update(
+                episode_id,
+                {"status": "interrupted", "ended_reason": "orphaned",
+                 "error": "its process ended without recording an end (killed or crashed)", "finished_at": now()},
+            )  # fmt: skip
+        return orphans
+
+    @staticmethod
+    def pending_migrations(path: str | Path) -> list[str]:
+        """Migrations a database file still lacks (applied when it is next opened); [] when new."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            return []
+        db = Database(str(path))
+        try:
+            return [m.name for m in migrations.pending(db)]
+        finally:
+            db.close()
 
     def text_id(self, text: str | None) -> str | None:
         """Store ``text`` once (content-addressed) and return its id; call inside a transaction."""

@@ -319,3 +319,11 @@ def m006_job_cancel_requested(db: Database) -> None:
     # when a cancel was asked for: a job that dies from the signal before its handler is installed
     # records nothing itself, and whichever front end notices first must call it cancelled, not lost
     db["jobs"].add_column("cancel_requested_at", str)
+
+
+@migrations()
+def m007_episode_owner(db: Database) -> None:
+    # which process plays a running episode (host and pid): a later start marks the episodes whose
+    # process has gone without recording an end, instead of showing them as running forever
+    db["episodes"].add_column("host", str)
+    db["episodes"].add_column("pid", int)
