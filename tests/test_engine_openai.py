@@ -351,7 +351,7 @@ def test_specs_and_options() -> None:
 def test_modules_stay_light() -> None:
     code = (
         "import sys, automem.engines.openai_http, automem.engines.ollama, automem.engines.profiles; "
-        "print([m for m in ('openai', 'ollama', 'httpx', 'llama_cpp') if m in sys.modules])"
+        "print([m for m in ('openai', 'ollama', 'httpx', 'llama_cpp', 'xllamacpp') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())
     assert out.stdout.strip() == "[]"
