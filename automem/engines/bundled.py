@@ -19,8 +19,7 @@ def bundled_model_path() -> Path:
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise EngineError(
-            f"the bundled model is not installed: {INSTALL_HINT} "
-            "(or pass --engine llamacpp:/path/to/model.gguf)"
+            f"the bundled model is not installed: {INSTALL_HINT} (or pass --engine llamacpp:/path/to/model.gguf)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
