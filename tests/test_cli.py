@@ -128,3 +128,50 @@ def test_no_command_opens_the_play_screen(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     ctx, mode = opened[-1]
     assert (ctx.game, ctx.seed, ctx.start_paused) == ("nethack", 3, True)
+
+
+def test_serve_refuses_what_it_cannot_serve(tmp_path, monkeypatch) -> None:
+    wrong = runner.invoke(app, ["serve", "openai:http://127.0.0.1:1/v1"])
+    assert wrong.exit_code == 2 and "serves llama.cpp models" in wrong.output
+    missing = runner.invoke(app, ["serve", f"llamacpp:{tmp_path}/none.gguf", "--port", "0"])
+    assert missing.exit_code == 1 and "model file not found" in missing.output
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    nokey = runner.invoke(app, ["serve", "--api-key-env", "NO_SUCH_KEY_VAR", "--port", "0"])
+    assert nokey.exit_code == 1 and "NO_SUCH_KEY_VAR" in nokey.output
+    bad = runner.invoke(app, ["serve", "--parallel", "0"])
+    assert bad.exit_code == 2
+
+
+def test_serve_with_a_key_refuses_requests_without_it(monkeypatch) -> None:
+    """--api-key-env: the server answers 401 without the key and serves with it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from automem.engines.serve import free_port
+
+    port = free_port()
+    env = {**os.environ, "SERVE_TEST_KEY": "k-123"}
+    cmd = [sys.executable, "-m", "automem", "serve", "--port", str(port), "--api-key-env", "SERVE_TEST_KEY"]
+    proc = subprocess.Popen([*cmd, "--parallel", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/v1/models", timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(f"{base}/v1/models", headers={"Authorization": "Bearer k-123"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert b"SmolLM2" in answer.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0  # SIGTERM stops it cleanly
