@@ -739,9 +739,14 @@ def mine(
     min_score: Annotated[float, typer.Option("--min-score", help="Signals a candidate must reach.")] = 2.0,
     k: Annotated[int, typer.Option("--k", min=1, help="Progress within k steps counts for a decision.")] = 10,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=0.9)] = 0.2,
+    done_share: Annotated[
+        float,
+        typer.Option("--done-share", min=0.0, max=1.0, help="At most this share of the kept examples answer DONE."),
+    ] = 0.5,
     db: DbOption = None,
 ) -> None:
-    """Loop 2: pick the memory decisions worth reinforcing from recorded runs; write a chat JSONL dataset."""
+    """Loop 2: pick the memory decisions worth reinforcing from recorded runs (writes, look-ups and
+    the decisions not to write, DONE); write a chat JSONL dataset that records its task/seed pairs."""
     from automem.engines import EngineError, build_engine
     from automem.finetune.mine import MineConfig, MiningError
     from automem.finetune.mine import mine as run_mine
@@ -758,7 +763,7 @@ def mine(
         except EngineError as exc:
             fail(f"judge: {exc}", 1)
     config = MineConfig(runs=names, out=out, k=k, min_score=min_score, min_examples=min_examples,
-                        val_fraction=val_fraction, judge=judge)  # fmt: skip
+                        val_fraction=val_fraction, judge=judge, done_share=done_share)  # fmt: skip
     try:
         result = run_mine(store, config, judge=judge_engine, on_event=lambda m: console.print(m, highlight=False))
     except MiningError as exc:
@@ -766,7 +771,12 @@ def mine(
     finally:
         if judge_engine is not None:
             judge_engine.close()
-    console.print(f"dataset {out} (id {result.dataset_id}): {result.kept} of {result.candidates} kept", highlight=False)
+    console.print(
+        f"dataset {out} (id {result.dataset_id}): {result.kept} of {result.candidates} kept; DONE "
+        f"{result.done_share:.0%} of them ({result.relabelled} relabelled redundant writes; "
+        f"{result.done_candidates} DONE candidates)",
+        highlight=False,
+    )
 
 
 def _seed_list(pairs: list[tuple[str | None, int]]) -> str:
@@ -786,30 +796,56 @@ def compare(
     same_seeds: Annotated[
         bool, typer.Option("--same-seeds", help="Only the task and seed pairs that every run finished.")
     ] = False,
+    held_out: Annotated[
+        bool,
+        typer.Option("--held-out", help="Only task and seed pairs outside the datasets of the runs' specialists."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Progression and memory-quality figures of runs side by side."""
+    """Progression and memory-quality figures of runs side by side. Warns when a run that plays a
+    specialist is evaluated on task/seed pairs its dataset was mined from."""
     from automem.finetune.compare import common_finished_episodes, quality
+    from automem.finetune.ledger import held_out as held_out_of
+    from automem.finetune.ledger import held_out_episodes
     from automem.finetune.mine import MiningError
 
     store = _open_store(db)
     try:
+        check = held_out_of(store, runs)
+        chosen: dict[str, set[int]] | None = None
+        if held_out:
+            chosen = held_out_episodes(store, runs, check.pairs)
         if same_seeds:
-            common, chosen = common_finished_episodes(store, runs)
+            common, common_ids = common_finished_episodes(store, runs)
+            if chosen is not None:
+                common = [p for p in common if (str(p[0]), p[1]) not in check.pairs]
+                common_ids = {r: common_ids[r] & chosen[r] for r in runs}
             if not common:
-                fail("the runs have no finished task and seed in common")
+                outside = " outside the datasets" if held_out else ""
+                fail(f"the runs have no finished task and seed in common{outside}")
             if not as_json:
                 console.print(
                     f"compared on the {len(common)} seeds every run finished: {_seed_list(common)}", highlight=False
                 )
-            rows = [quality(store, name, chosen[name]) for name in runs]
-        else:
-            rows = [quality(store, name) for name in runs]
+            chosen = common_ids
+        rows = [quality(store, name, chosen[name] if chosen is not None else None) for name in runs]
     except MiningError as exc:
         fail(str(exc))
+    shared = {run: pairs for run, pairs in check.shared.items() if pairs}
+    warning = None
+    if shared and not held_out:
+        detail = "; ".join(f"{run}: {len(pairs)} ({_seed_list(pairs)})" for run, pairs in shared.items())  # type: ignore[arg-type]
+        warning = (
+            f"NOT HELD OUT: these runs played task/seed pairs the specialists' datasets "
+            f"({', '.join(sorted({d for ds in check.datasets.values() for d in ds}))}) were mined from: "
+            f"{detail}. Pass --held-out to compare on the others."
+        )
     if as_json:
-        console.print_json(json.dumps([r.as_row() for r in rows]))
+        rows_json = [r.as_row() for r in rows]
+        console.print_json(json.dumps({"runs": rows_json, "held_out": held_out, "warning": warning}))
         return
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title="memory quality")
     table.add_column("figure")
     for r in rows:
@@ -820,6 +856,11 @@ def compare(
         "redundant_write_rate": "redundant writes", "writes_read_later": "writes read later",
         "growth_chars_per_step": "memory growth (chars/step)", "tokens_per_step": "tokens per step",
         "calls_per_step": "model calls per step", "ops_per_step": "memory operations per step",
+        "useful_writes_per_step": "useful (non-redundant) writes per step",
+        "log_done_rate": "LOG turns answering DONE", "empty_lookup_rate": "empty look-ups",
+        "unproductive_action_rate": "unproductive actions (stuck, oscillating)",
+        "memory_chars_per_step": "memory context (chars/step)",
+        "memory_tokens_per_step": "memory context (tokens/step)",
     }  # fmt: skip
     for key, label in labels.items():
         values = [getattr(r, key) for r in rows]

@@ -51,7 +51,7 @@ def test_same_seeds_compares_each_run_on_the_games_every_run_finished(tmp_path: 
     runner = CliRunner()
     shown = runner.invoke(app, ["compare", "a", "b", "--same-seeds", "--db", str(tmp_path / "a.db"), "--json"])
     assert shown.exit_code == 0, shown.output
-    assert [r["episodes"] for r in json.loads(shown.output)] == [1, 1]
+    assert [r["episodes"] for r in json.loads(shown.output)["runs"]] == [1, 1]
     text = runner.invoke(app, ["compare", "a", "b", "--same-seeds", "--db", str(tmp_path / "a.db")])
     assert "compared on the 1 seeds every run finished" in text.output
     none = runner.invoke(

@@ -66,7 +66,12 @@ def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
     assert any(m.endswith("+adapter") for m in engines) and len(engines) == 2, engines  # specialist + base
     compared = runner.invoke(app, ["compare", RUN, "specialist", "--db", str(db), "--json"])
     assert compared.exit_code == 0, compared.output
-    assert [r["run"] for r in json.loads(compared.output)] == [RUN, "specialist"]
+    report = json.loads(compared.output)
+    assert [r["run"] for r in report["runs"]] == [RUN, "specialist"]
+    # the specialist played seed 7, which its dataset was mined from: compare says so, loudly
+    assert report["warning"].startswith("NOT HELD OUT") and "specialist: 1" in report["warning"]
+    held = runner.invoke(app, ["compare", RUN, "specialist", "--db", str(db), "--held-out", "--json"])
+    assert [r["episodes"] for r in json.loads(held.output)["runs"]] == [0, 0]
     # the same specialist on llama.cpp (its GGUF LoRA, grammar-constrained), then the recipe ledger
     played = runner.invoke(
         app,

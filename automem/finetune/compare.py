@@ -10,6 +10,7 @@ from typing import Any
 from automem.finetune.mine import MiningError, candidates_of, episodes_of_runs
 from automem.memory.ops import READ_VERBS
 from automem.optimize.digest import build_digest
+from automem.runs.memory_metrics import run_metrics
 from automem.runs.metrics import mean_se
 from automem.store.db import Store
 
@@ -30,6 +31,13 @@ class Quality:
     tokens_per_step: float
     calls_per_step: float
     ops_per_step: float
+    # the paper's memory metrics (automem.runs.memory_metrics defines each)
+    useful_writes_per_step: float = 0.0  # successful writes that added something, per step
+    log_done_rate: float = 0.0
+    empty_lookup_rate: float = 0.0
+    unproductive_action_rate: float = 0.0
+    memory_chars_per_step: float = 0.0
+    memory_tokens_per_step: float = 0.0
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,12 +49,9 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
     if row is None:
         raise MiningError(f"no run named {run!r} in {store.path}")
     digest = build_digest(store, row["id"], episode_ids=episode_ids)
-    items = [
-        c
-        for episode_id, name in episodes_of_runs(store, [run])
-        if episode_ids is None or episode_id in episode_ids
-        for c in candidates_of(store, episode_id, name, k=10)
-    ]
+    chosen = [(e, name) for e, name in episodes_of_runs(store, [run]) if episode_ids is None or e in episode_ids]
+    items = [c for episode_id, name in chosen for c in candidates_of(store, episode_id, name, k=10)]
+    memory = run_metrics(store, [e for e, _ in chosen])
     only, params = "", [row["id"]]
     if episode_ids is not None:
         only = f" AND e.id IN ({','.join('?' * len(episode_ids))})"
@@ -62,7 +67,7 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         params,
     ).fetchone()
     steps = totals[0] or 0
-    writes = [c for c in items if c.ok and c.verb not in _READS]
+    writes = [c for c in items if c.ok and c.verb not in _READS and c.verb != "DONE"]
     files = digest.files.values()
     successful_writes = sum(f.writes for f in files)
     mean, se = mean_se([e.progression for e in digest.episodes if e.status == "finished"])
@@ -79,6 +84,12 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         tokens_per_step=(totals[1] or 0) / steps if steps else 0.0,
         calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
         ops_per_step=(totals[3] or 0) / steps if steps else 0.0,
+        useful_writes_per_step=sum(c.signals.get("not_redundant", False) for c in writes) / steps if steps else 0.0,
+        log_done_rate=memory.done_rate,
+        empty_lookup_rate=memory.empty_lookup_rate,
+        unproductive_action_rate=memory.unproductive_rate,
+        memory_chars_per_step=memory.memory_chars_per_step,
+        memory_tokens_per_step=memory.memory_tokens_per_step,
     )
 
 

@@ -165,3 +165,51 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
             )
         )
     return recipes
+
+
+@dataclass
+class HeldOut:
+    """Which task/seed pairs the specialists' datasets among some runs came from."""
+
+    #: run -> the datasets behind its engines (a run that plays an adapter trained on them)
+    datasets: dict[str, list[str]]
+    #: the task/seed pairs of all those datasets
+    pairs: set[tuple[str, int]]
+    #: run -> its finished (task, seed) pairs that are also in ``pairs``
+    shared: dict[str, list[tuple[str, int]]]
+
+
+def held_out(store: Store, runs: list[str]) -> HeldOut:
+    from automem.finetune.mine import MiningError
+
+    adapters = [(Path(a["adapter"]).expanduser().resolve(), a) for a in store.adapters_and_datasets()]
+    datasets: dict[str, list[str]] = {}
+    pairs: set[tuple[str, int]] = set()
+    for run in runs:
+        row = store.run_by_name(run)
+        if row is None:
+            raise MiningError(f"no run named {run!r} in {store.path}")
+        targets = {_target_of(row["memory_engine"]), _target_of(row["engine"])} - {None}
+        for path, info in adapters:
+            if path in targets:
+                datasets.setdefault(run, []).append(info["dataset"])
+                selection = json.loads(info["selection"] or "{}")
+                pairs |= {(str(t), int(seed)) for t, seed in selection.get("pairs") or []}
+    shared = {}
+    for run in runs:
+        row = store.run_by_name(run)
+        finished = {(str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"]) if e["status"] == "finished"}
+        shared[run] = sorted(finished & pairs)
+    return HeldOut(datasets, pairs, shared)
+
+
+def held_out_episodes(store: Store, runs: list[str], pairs: set[tuple[str, int]]) -> dict[str, set[int]]:
+    """Each run's finished episodes on task/seed pairs outside ``pairs``."""
+    out = {}
+    for run in runs:
+        row = store.run_by_name(run)
+        out[run] = {
+            int(e["id"]) for e in store.episodes(row["id"])
+            if e["status"] == "finished" and (str(e["task"]), int(e["seed"])) not in pairs
+        }  # fmt: skip
+    return out

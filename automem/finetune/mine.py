@@ -1,10 +1,14 @@
 """Mining: pick the agent's own memory decisions worth reinforcing, from stored episodes.
 
 Candidates are model turns, verbatim from ``llm_calls``: every LOG turn that issued a memory
-operation, and every memory look-up of a PLAN turn (its game action is never a candidate). Each is
-scored with signals from the store, optionally rated by an LLM judge, cleaned, split by episode and
-written as chat-format JSONL with the exact prompt the model saw. Every decision is kept with its
-reason (``decisions.jsonl`` beside the dataset, and the ``datasets`` row).
+operation, every LOG turn that answered only ``DONE`` (the decision not to write is half of
+managing memory), and every memory look-up of a PLAN turn (its game action is never a candidate).
+A redundant write (it added nothing its file did not hold) is also offered relabelled: the same
+prompt with ``DONE`` as the target. Each is scored with signals from the store, optionally rated
+by an LLM judge, cleaned, balanced (a DONE share), split by episode and written as chat-format
+JSONL with the exact prompt the model saw. Every decision is kept with its reason
+(``decisions.jsonl`` beside the dataset, and the ``datasets`` row), and the dataset records the
+task/seed pairs it came from, so evaluations can be held out from them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automem.memory.ops import READ_VERBS, added_lines_present
+from automem.memory.ops import READ_VERBS, added_lines_present, empty_lookup
 from automem.optimize.digest import structure_info
 from automem.store.db import Store, now
 
@@ -42,6 +46,8 @@ class MineConfig:
     near_duplicate: float = 0.92
     judge: str | None = None
     judge_weight: float = 1.0
+    #: at most this share of the kept examples answer DONE (the lowest-scoring DONEs go); None: no cap
+    done_share: float | None = 0.5
 
 
 @dataclass
@@ -62,6 +68,8 @@ class Candidate:
     kept: bool = False
     reason: str = ""
     split: str = ""
+    #: a redundant write offered with DONE as its target (``command`` is then "DONE")
+    relabelled: bool = False
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -72,7 +80,14 @@ WEIGHTS = {
     "progress_after": 1.0,  # reward, an achievement or progression within k steps
     "not_redundant": 1.0,  # a write that added something the file did not hold
     "productive_read": 1.0,  # a look-up in a step whose action was rewarded or progressed
+    "found_something": 0.0,  # a look-up that returned lines (shown, not scored: repeated empty ones are dropped)
+    # DONE, the decision not to write
+    "unchanged_observation": 1.0,  # the step showed what the previous one showed
+    "no_event": 1.0,  # the last action earned nothing, unlocked nothing, moved progression not at all
+    "no_catchup": 1.0,  # the next step wrote nothing either: nothing skipped had to be caught up
+    "relabelled_redundant": 2.0,  # the write added nothing: DONE was the better answer
 }
+DONE = "DONE"
 
 
 def episodes_of_runs(store: Store, runs: list[str]) -> list[tuple[int, str]]:
@@ -113,7 +128,7 @@ def candidates_of(store: Store, episode_id: int, run: str, k: int) -> list[Candi
         last_prog, last_ach = progression, count
     rows = store.db.execute(
         "SELECT c.id, c.step, c.phase, c.turn, c.response, c.valid, o.verb, o.path, o.args, o.ok, "
-        "(SELECT text FROM texts WHERE id = o.before_id), o.before_id = o.after_id "
+        "(SELECT text FROM texts WHERE id = o.before_id), o.before_id = o.after_id, o.message "
         "FROM llm_calls c JOIN memory_ops o ON o.llm_call_id = c.id "
         "WHERE c.episode_id = ? ORDER BY c.id",
         [episode_id],
@@ -125,24 +140,79 @@ def candidates_of(store: Store, episode_id: int, run: str, k: int) -> list[Candi
     ).fetchall()
     pinned = _pinned(store, episode_id)
     out = []
-    for call_id, step, phase, turn, response, valid, verb, path, args, ok, before, unchanged in rows:
+    written: set[int] = set()  # steps with a successful write
+    empty_seen: set[tuple[int, str, str, str]] = set()
+    for call_id, step, phase, turn, response, valid, verb, path, args, ok, before, unchanged, message in rows:
         command = clean_command(response)
         if not valid or not command:
             continue
         write = verb not in _READS
         signals = {"op_ok": bool(ok)}
+        progress = any(step <= s <= step + k for s in progressed)
         if write:
+            if ok:
+                written.add(step)
             signals["read_later"] = path in pinned or any(s >= step and p in (path, "*") for s, p in reads)
             signals["not_redundant"] = (
                 bool(ok) and not unchanged and not added_lines_present(verb, json.loads(args or "{}"), before)
             )
-            signals["progress_after"] = any(step <= s <= step + k for s in progressed)
+            signals["progress_after"] = progress
         else:
+            empty = empty_lookup(verb, bool(ok), message)
             signals["productive_read"] = step in progressed
-            signals["progress_after"] = any(step <= s <= step + k for s in progressed)
+            signals["found_something"] = bool(ok) and not empty
+            signals["progress_after"] = progress
+            key = (step, verb, path, args or "")
+            if empty and key in empty_seen:
+                signals["repeated_empty"] = True  # asked again in the same step, found nothing again
+            if empty:
+                empty_seen.add(key)
+        score = sum(WEIGHTS.get(name, 0.0) for name, held in signals.items() if held)
+        item = Candidate(call_id, episode_id, run, step, phase, turn, command, verb, path, bool(ok), signals, score)
+        out.append(item)
+        if write and phase == "LOG" and ok and not signals["not_redundant"]:
+            relabel = {"op_ok": True, "relabelled_redundant": True, "progress_after": progress}
+            out.append(
+                Candidate(
+                    call_id,
+                    episode_id,
+                    run,
+                    step,
+                    phase,
+                    turn,
+                    DONE,
+                    DONE,
+                    path,
+                    True,
+                    relabel,
+                    sum(WEIGHTS[n] for n, held in relabel.items() if held),
+                    relabelled=True,
+                )  # fmt: skip
+            )
+    out += _done_candidates(store, episode_id, run, k, progressed, written)
+    return sorted(out, key=lambda c: (c.call_id, c.relabelled))
+
+
+def _done_candidates(
+    store: Store, episode_id: int, run: str, k: int, progressed: set[int], written: set[int]
+) -> list[Candidate]:
+    """LOG turns that answered only DONE, with the signals of a good decision not to write."""
+    observations = {s["step"]: s["observation"] for s in store.steps(episode_id)}
+    out = []
+    for call in store.calls_of(episode_id, phase="LOG"):
+        if not call["valid"] or (call["response"] or "").strip() != DONE:
+            continue
+        step = call["step"]
+        signals = {
+            "op_ok": True,
+            "unchanged_observation": step > 0 and observations.get(step) == observations.get(step - 1),
+            "no_event": step > 0 and (step - 1) not in progressed,
+            "no_catchup": (step + 1) in observations and (step + 1) not in written,
+            "progress_after": any(step <= s <= step + k for s in progressed),
+        }
         score = sum(WEIGHTS[name] for name, held in signals.items() if held)
         out.append(
-            Candidate(call_id, episode_id, run, step, phase, turn, command, verb, path, bool(ok), signals, score)
+            Candidate(call["id"], episode_id, run, step, "LOG", call["turn"], DONE, DONE, "", True, signals, score)
         )
     return out
 
@@ -194,8 +264,22 @@ def select(items: list[Candidate], config: MineConfig) -> list[Candidate]:
         if not item.ok:
             item.reason = "dropped: the operation was refused"
             continue
+        if item.verb != DONE and item.signals.get("not_redundant") is False and item.phase == "LOG":
+            item.reason = "dropped: a redundant write (offered relabelled, with DONE as the target)"
+            continue
+        if item.signals.get("repeated_empty"):
+            item.reason = "dropped: a look-up that found nothing, repeated in the same step"
+            continue
         if total < config.min_score:
             item.reason = f"dropped: score {total:.1f} < {config.min_score} (held: {', '.join(held) or 'none'})"
+            continue
+        label = "kept (relabelled to DONE)" if item.relabelled else "kept"
+        if item.verb == DONE:
+            item.kept = True
+            item.reason = f"{label}: score {total:.1f} ({', '.join(held)})" + (
+                f", judge {item.judge}/5" if item.judge else ""
+            )
+            kept.append(item)
             continue
         key = (item.verb, item.path)
         normal = " ".join(item.command.lower().split())
@@ -214,7 +298,35 @@ def select(items: list[Candidate], config: MineConfig) -> list[Candidate]:
         item.kept = True
         item.reason = f"kept: score {total:.1f} ({', '.join(held)})" + (f", judge {item.judge}/5" if item.judge else "")
         kept.append(item)
-    return kept
+    return balance_done(kept, config.done_share)
+
+
+def balance_done(kept: list[Candidate], share: float | None) -> list[Candidate]:
+    """Drop the lowest-scoring DONE examples until at most ``share`` of the kept ones are DONE."""
+    if share is None:
+        return kept
+    # relabelled redundant writes go last: they are the corrections the base model most needs
+    dones = sorted((c for c in kept if c.verb == DONE), key=lambda c: (c.relabelled, c.score, -c.call_id))
+    others = len(kept) - len(dones)
+    allowed = len(dones) if share >= 1 else int(share * others / (1 - share)) if share > 0 else 0
+    for item in dones[: max(0, len(dones) - allowed)]:
+        item.kept = False
+        item.reason = f"dropped: over the DONE share {share:.2f} ({item.reason.split(': ', 1)[-1]})"
+    return [c for c in kept if c.kept]
+
+
+def done_share_of(kept: list[Candidate]) -> float:
+    return sum(c.verb == DONE for c in kept) / len(kept) if kept else 0.0
+
+
+def dataset_pairs(store: Store, runs: list[str]) -> list[tuple[str, int]]:
+    """The task/seed pairs of the runs' episodes: what an evaluation must leave out to be held out."""
+    pairs = set()
+    for name in runs:
+        row = store.run_by_name(name)
+        if row is not None:
+            pairs |= {(str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"])}
+    return sorted(pairs)
 
 
 def _example(store: Store, item: Candidate) -> dict[str, Any]:
@@ -232,6 +344,7 @@ def _example(store: Store, item: Candidate) -> dict[str, Any]:
             "verb": item.verb,
             "path": item.path,
             "score": item.score,
+            "relabelled": item.relabelled,
         },  # fmt: skip
     }
 
@@ -244,6 +357,9 @@ class MineResult:
     kept: int
     train: int
     val: int
+    done_candidates: int = 0
+    done_share: float = 0.0
+    relabelled: int = 0
 
 
 def mine(
@@ -278,7 +394,12 @@ def mine(
     with (folder / "decisions.jsonl").open("w", encoding="utf-8") as out:
         for item in sorted(items, key=lambda c: c.call_id):
             out.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
-    selection = {"config": asdict(config), "weights": WEIGHTS, "judge_rubric": JUDGE_RUBRIC if judge else None}
+    share = done_share_of(kept)
+    selection = {
+        "config": asdict(config), "weights": WEIGHTS, "judge_rubric": JUDGE_RUBRIC if judge else None,
+        "done_share": round(share, 4), "relabelled": sum(c.relabelled and c.kept for c in kept),
+        "pairs": dataset_pairs(store, config.runs),
+    }  # fmt: skip
     (folder / "selection.json").write_text(json.dumps(selection, indent=2), encoding="utf-8")
     dataset_id = int(
         store.db["datasets"]
@@ -297,5 +418,13 @@ def mine(
         )
         .last_pk  # type: ignore[arg-type]
     )
-    say(f"kept {len(kept)}: {counts['train']} train, {counts['val']} validation, in {folder}")
-    return MineResult(dataset_id, folder, len(items), len(kept), counts["train"], counts["val"])
+    dones = sum(c.verb == DONE for c in items)
+    say(
+        f"kept {len(kept)}: {counts['train']} train, {counts['val']} validation, in {folder}; "
+        f"DONE {share:.0%} of the kept ({selection['relabelled']} relabelled redundant writes), "
+        f"of {dones} DONE candidates"
+    )
+    return MineResult(
+        dataset_id, folder, len(items), len(kept), counts["train"], counts["val"],
+        done_candidates=dones, done_share=share, relabelled=int(selection["relabelled"]),
+    )  # fmt: skip

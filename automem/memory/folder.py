@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from automem.memory.ops import Operation, OpResult, Verb, changed_line_numbers, split_lines
+from automem.memory.ops import EMPTY_FILE, NO_MATCH, Operation, OpResult, Verb, changed_line_numbers, split_lines
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a planted FIFO must not hang the episode; fstat then refuses it
@@ -539,7 +539,7 @@ class MemoryFolder:
         lines = split_lines(self._existing(rfd, parts))
         n, cap = len(lines), self.limits.max_read_lines
         if n == 0:
-            return self._read_result(op, f"{path} is empty")
+            return self._read_result(op, EMPTY_FILE.format(path=path))
         start = 1 if op.start is None else self._int(op.start, "start line")
         end = start + cap - 1 if op.end is None else self._int(op.end, "end line")
         if start < 1 or end < start:
@@ -557,7 +557,7 @@ class MemoryFolder:
         if want < 1:
             raise _Refused("tail needs a line count of at least 1")
         if not lines:
-            return self._read_result(op, f"{path} is empty")
+            return self._read_result(op, EMPTY_FILE.format(path=path))
         first = max(1, len(lines) - min(want, self.limits.max_read_lines) + 1)
         return self._read_result(op, self._show_lines(path, lines, first, len(lines)))
 
@@ -580,7 +580,7 @@ class MemoryFolder:
                     hits.append(f"{path}:{i}: {text if len(text) <= 160 else text[:157] + '...'}")
         where = "any file" if op.path == "*" else op.path
         if not hits:
-            return self._read_result(op, f"no lines match {query!r} in {where}")
+            return self._read_result(op, NO_MATCH.format(query=query, where=where))
         cap = self.limits.max_search_results
         head = f"{_plural(len(hits), 'match')} for {query!r}" + (f" (first {cap})" if len(hits) > cap else "")
         return self._read_result(op, head + ":\n" + "\n".join(hits[:cap]))

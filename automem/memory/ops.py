@@ -159,3 +159,15 @@ def added_lines_present(verb: str, args: dict[str, Any], before: str | None) -> 
         return False
     held = {line.strip() for line in split_lines(before)}
     return all(line in held for line in added)
+
+
+#: how the folder words a look-up that found nothing (kept here so the metrics read what it writes)
+EMPTY_FILE = "{path} is empty"
+NO_MATCH = "no lines match {query!r} in {where}"
+
+
+def empty_lookup(verb: str, ok: bool, message: str | None) -> bool:
+    """A successful look-up that returned nothing: a search without a match, or an empty file shown."""
+    if not ok or verb not in {v.value for v in READ_VERBS} or not message:
+        return False
+    return message.startswith("no lines match ") or (message.endswith(" is empty") and "\n" not in message)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from automem.memory.ops import ADDING_VERBS, READ_VERBS, added_lines_present, split_lines
+from automem.runs.memory_metrics import MemoryMetrics, run_metrics
 from automem.runs.metrics import mean_se
 from automem.store.db import Store
 
@@ -123,6 +124,8 @@ class Digest:
     mean_progression: float  # over finished episodes (all episodes when none finished)
     stderr: float
     tokens_per_step: float
+    #: the paper's memory metrics over these episodes (automem.runs.memory_metrics)
+    memory: MemoryMetrics = field(default_factory=MemoryMetrics)
 
     def to_text(self, budget_chars: int = 12000) -> str:
         """A plain-text report that always fits ``budget_chars``: headline numbers, the file
@@ -665,6 +668,7 @@ def build_digest(
         mean_progression=round(mean, 4),
         stderr=round(se, 4),
         tokens_per_step=round(tokens / steps, 1) if steps else 0.0,
+        memory=run_metrics(store, [e.episode_id for e in episodes]),
     )
 
 
@@ -724,6 +728,10 @@ def _headline(d: Digest) -> list[str]:
         f"Stalls: {sum(e.unchanged_observations for e in eps)} unchanged observations, longest streak without "
         f"reward {max((e.longest_zero_reward_streak for e in eps), default=0)} steps, "
         f"{sum(e.log_budget_exhausted for e in eps)} LOG phases ended without DONE",
+        f"Memory: {d.memory.done_rate:.0%} of LOG turns answered DONE, {d.memory.empty_lookup_rate:.0%} of "
+        f"{_plural(d.memory.lookups, 'look-up')} found nothing, {d.memory.unproductive_rate:.0%} of unrewarded "
+        f"actions unproductive ({d.memory.stuck} stuck, {d.memory.oscillating} oscillating), memory context "
+        f"{d.memory.memory_chars_per_step:.0f} chars (~{d.memory.memory_tokens_per_step:.0f} tokens) per step",
     ]
 
 

@@ -392,6 +392,36 @@ class Store:
     def steps(self, episode_id: int) -> list[dict[str, Any]]:
         return list(self.db["steps"].rows_where("episode_id = ?", [episode_id], order_by="step"))
 
+    def memory_ops_of(self, episode_id: int, *, source: str | None = None) -> list[dict[str, Any]]:
+        """An episode's memory operations in the order they ran (optionally of one source)."""
+        where, params = "episode_id = ?", [episode_id]
+        if source is not None:
+            where, params = where + " AND source = ?", [episode_id, source]
+        return list(self.db["memory_ops"].rows_where(where, params, order_by="id"))
+
+    def first_calls_of_steps(self, episode_id: int) -> list[dict[str, Any]]:
+        """Each step's first model call: its step, prompt (JSON chat messages) and input tokens."""
+        rows = self.db.execute(
+            "SELECT step, prompt, input_tokens FROM llm_calls_full WHERE id IN "
+            "(SELECT MIN(id) FROM llm_calls WHERE episode_id = ? GROUP BY step) ORDER BY step",
+            [episode_id],
+        ).fetchall()
+        return [{"step": r[0], "prompt": r[1], "input_tokens": r[2]} for r in rows]
+
+    def calls_of(self, episode_id: int, *, phase: str | None = None) -> list[dict[str, Any]]:
+        """An episode's model calls (without their prompts), in order, optionally of one phase."""
+        where, params = "episode_id = ?", [episode_id]
+        if phase is not None:
+            where, params = where + " AND phase = ?", [episode_id, phase]
+        return list(self.db["llm_calls"].rows_where(where, params, order_by="id"))
+
+    def call_answers(self, episode_id: int) -> list[tuple[str, str]]:
+        """(phase, response) of every model call of an episode, in order."""
+        rows = self.db.execute(
+            "SELECT phase, response FROM llm_calls WHERE episode_id = ? ORDER BY id", [episode_id]
+        ).fetchall()
+        return [(r[0], r[1] or "") for r in rows]
+
     def delete_episode(self, episode_id: int) -> None:
         """Remove an unfinished episode and everything it recorded (resume restarts it cleanly)."""
         with self.db.atomic():
@@ -442,6 +472,14 @@ class Store:
                 if batch:
                     self.db[table].insert_all(batch)
         return new_id
+
+    def adapters_and_datasets(self) -> list[dict[str, Any]]:
+        """Every training run's adapter folder with its dataset's name and selection (JSON)."""
+        rows = self.db.execute(
+            "SELECT t.adapter, d.name, d.selection FROM training_runs t JOIN datasets d ON d.id = t.dataset_id "
+            "WHERE t.adapter IS NOT NULL ORDER BY t.id"
+        ).fetchall()
+        return [{"adapter": r[0], "dataset": r[1], "selection": r[2]} for r in rows]
 
     def run_by_name(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("name = ?", [name]))

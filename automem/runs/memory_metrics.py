@@ -1,0 +1,139 @@
+"""The paper's memory metrics, each defined once, from an episode's stored rows.
+
+- **unproductive actions**: steps whose action left the agent where it was (the observation after
+  it is the one before it: stuck) or took it back to where it was two steps ago (the observation
+  after it is the one before the previous action, and differs from the one between: oscillating),
+  among the steps that earned no reward;
+- **empty look-ups**: successful memory look-ups that returned nothing (a search without a match,
+  an empty file shown; ``memory.ops.empty_lookup``), among all look-ups;
+- **memory context per step**: characters of memory the prompts of a step carried (the pinned
+  files in its first prompt, plus the results of its look-ups), and the same in tokens at that
+  prompt's own characters-per-token ratio;
+- **DONE rate**: LOG turns whose whole answer was ``DONE``, among all LOG turns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from automem.memory.ops import READ_VERBS, empty_lookup
+from automem.store.db import Store
+
+_READS = frozenset(v.value for v in READ_VERBS)
+PINNED_HEADER = "Memory (pinned files):\n"
+#: what follows the pinned block in a step's first user message (agent.prompt.step_context)
+_AFTER_PINNED = ("\n\nRecent steps:\n", "\n\nCurrent observation:\n")
+
+
+@dataclass
+class MemoryMetrics:
+    steps: int = 0
+    unrewarded_steps: int = 0
+    stuck: int = 0
+    oscillating: int = 0
+    lookups: int = 0
+    empty_lookups: int = 0
+    memory_chars: int = 0
+    memory_tokens: float = 0.0
+    log_turns: int = 0
+    done_turns: int = 0
+
+    def add(self, other: MemoryMetrics) -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    @property
+    def unproductive_rate(self) -> float:
+        return (self.stuck + self.oscillating) / self.unrewarded_steps if self.unrewarded_steps else 0.0
+
+    @property
+    def empty_lookup_rate(self) -> float:
+        return self.empty_lookups / self.lookups if self.lookups else 0.0
+
+    @property
+    def memory_chars_per_step(self) -> float:
+        return self.memory_chars / self.steps if self.steps else 0.0
+
+    @property
+    def memory_tokens_per_step(self) -> float:
+        return self.memory_tokens / self.steps if self.steps else 0.0
+
+    @property
+    def done_rate(self) -> float:
+        return self.done_turns / self.log_turns if self.log_turns else 0.0
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "unproductive_action_rate": self.unproductive_rate,
+            "empty_lookup_rate": self.empty_lookup_rate,
+            "memory_chars_per_step": self.memory_chars_per_step,
+            "memory_tokens_per_step": self.memory_tokens_per_step,
+            "log_done_rate": self.done_rate,
+        }
+
+
+def pinned_chars(user_message: str) -> int:
+    """Characters of the pinned-files block in a step's first user message (0 when it has none)."""
+    start = user_message.find(PINNED_HEADER)
+    if start < 0:
+        return 0
+    body = user_message[start + len(PINNED_HEADER) :]
+    ends = [i for i in (body.find(marker) for marker in _AFTER_PINNED) if i >= 0]
+    return min(ends) if ends else len(body)
+
+
+def is_done_answer(response: str | None) -> bool:
+    return (response or "").strip() == "DONE"
+
+
+def episode_metrics(store: Store, episode_id: int) -> MemoryMetrics:
+    m = MemoryMetrics()
+    steps = store.steps(episode_id)
+    m.steps = len(steps)
+    observations = [s["observation"] for s in steps]
+    for i, step in enumerate(steps):
+        if step["reward"] > 0 or i + 1 >= len(steps):
+            continue  # the observation after the last step's action is not stored
+        m.unrewarded_steps += 1
+        after = observations[i + 1]
+        if after == observations[i]:
+            m.stuck += 1
+        elif i >= 1 and after == observations[i - 1]:
+            m.oscillating += 1
+    step_chars: dict[int, int] = {}
+    for op in store.memory_ops_of(episode_id, source="model"):
+        if op["verb"] not in _READS:
+            continue
+        m.lookups += 1
+        if empty_lookup(op["verb"], bool(op["ok"]), op["message"]):
+            m.empty_lookups += 1
+        elif op["ok"]:
+            step_chars[op["step"]] = step_chars.get(op["step"], 0) + len(op["message"] or "")
+    for call in store.first_calls_of_steps(episode_id):
+        prompt = json.loads(call["prompt"] or "[]")
+        users = [msg["content"] for msg in prompt if msg.get("role") == "user"]
+        chars = pinned_chars(users[0]) if users else 0
+        total = chars + step_chars.get(call["step"], 0)
+        prompt_chars = sum(len(msg.get("content") or "") for msg in prompt)
+        m.memory_chars += total
+        if prompt_chars and call["input_tokens"]:
+            m.memory_tokens += total * call["input_tokens"] / prompt_chars
+    for phase, response in store.call_answers(episode_id):
+        if phase == "LOG":
+            m.log_turns += 1
+            m.done_turns += is_done_answer(response)
+    return m
+
+
+def run_metrics(store: Store, episode_ids: Iterable[int]) -> MemoryMetrics:
+    total = MemoryMetrics()
+    for episode_id in episode_ids:
+        total.add(episode_metrics(store, episode_id))
+    return total
+
+
+def metrics_row(m: MemoryMetrics) -> dict[str, Any]:
+    return {key: round(value, 4) for key, value in m.figures().items()}
