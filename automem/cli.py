@@ -306,6 +306,10 @@ def eval_(
     except (SeedError, GameError, StructureError, ValueError) as exc:
         fail(str(exc))
     store = _open_store(db)
+    from automem.finetune.ledger import seed_warnings
+
+    for warning in seed_warnings(store, [engine, memory_engine], seed_list):
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     config = EvalConfig(
         game=game,
         tasks=task_list or [None],
@@ -929,6 +933,12 @@ def recipes(
         if not recipe.played:
             table.caption = f"not played yet: automem eval GAME --memory-engine llamacpp:{recipe.adapter}"
         console.print(table)
+        for run, n in recipe.not_held_out.items():
+            err_console.print(
+                f"[bold yellow]warning: NOT HELD OUT:[/] {run} played {n} task/seed pairs that dataset "
+                f"{recipe.dataset} was mined from; evaluate on others (automem compare --held-out)",
+                highlight=False,
+            )
         console.print("valid: memory operations that worked; redund.: writes adding nothing new; read: writes "
                       "read later; growth: memory chars/step", style="dim", highlight=False)  # fmt: skip
 

@@ -432,6 +432,22 @@ def _last_line(log_path: str | None) -> str | None:
 MAX_WORKERS = 256
 
 
+def held_out_warnings(store: Store, argv: list[str]) -> list[str]:
+    """For an eval job's arguments: a warning per engine that plays an adapter whose dataset was
+    mined from the seeds it is about to play."""
+    from automem.finetune.ledger import seed_warnings
+    from automem.runs.seeds import parse_seeds
+
+    if not argv or argv[0] != "eval":
+        return []
+    values = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag.startswith("--")}
+    try:
+        seeds = parse_seeds(values.get("--seeds", ""))
+    except ValueError:
+        return []
+    return seed_warnings(store, [values.get("--engine"), values.get("--memory-engine")], seeds)
+
+
 def eval_job_argv(
     *,
     game: str,

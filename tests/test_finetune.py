@@ -85,6 +85,18 @@ def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
     assert recipe["name"] == "spec1" and recipe["dataset"] == "mem1" and recipe["config"]["backend"] == "peft"
     assert [q["run"] for q in recipe["mined"]] == [RUN]
     assert [q["run"] for q in recipe["played"]] == ["specialist", "specialist-cpp"]
+    # both played seed 7, the seed the dataset was mined from
+    assert recipe["not_held_out"] == {"specialist": 1, "specialist-cpp": 1}
     shown = runner.invoke(app, ["recipes", "spec1", "--db", str(db)])
     assert shown.exit_code == 0 and "specialist-cpp" in shown.output, shown.output
+    assert "NOT HELD OUT: specialist-cpp played 1 task/seed pairs that dataset mem1" in " ".join(shown.output.split())
     assert runner.invoke(app, ["recipes", "nope", "--db", str(db)]).exit_code == 2
+    # an evaluation about to play the adapter on seeds its dataset saw is warned about (CLI and jobs screen)
+    from automem.jobs import held_out_warnings
+
+    store = Store(db)
+    argv = ["eval", "crafter", "--seeds", "6-8", "--engine", f"llamacpp:{adapter}"]
+    (warning,) = held_out_warnings(store, argv)
+    assert warning.startswith("NOT HELD OUT") and "dataset mem1, mined from seeds 7" in warning
+    assert held_out_warnings(store, ["eval", "crafter", "--seeds", "42-51", "--engine", f"llamacpp:{adapter}"]) == []
+    store.close()

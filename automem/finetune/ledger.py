@@ -42,6 +42,8 @@ class Recipe:
     mined: list[Quality] = field(default_factory=list)  # the runs the dataset came from
     # with same_seeds: the (task, seed) pairs every one of those runs finished, which alone were counted
     seeds: list[tuple[str | None, int]] | None = None
+    #: played run -> how many of its finished task/seed pairs the dataset was mined from (not held out)
+    not_held_out: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +141,10 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
         selection_all = json.loads(selection or "{}").get("config", {})
         sources = json.loads(dataset_runs or "[]")
         players = runs_using(store, adapter)
+        mined_pairs = {(str(t), int(seed)) for t, seed in json.loads(selection or "{}").get("pairs") or []}
+        if not mined_pairs:  # a dataset mined before the pairs were recorded: its runs' episodes
+            mined_pairs = _pairs_of(store, sources)
+        overlap = {run: len(_pairs_of(store, [run], finished=True) & mined_pairs) for run in players}
         seeds, only = None, None
         if same_seeds:
             seeds, only = _same_seeds(store, sources + players)
@@ -162,9 +168,22 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
                 played=_qualities(store, players, cache, only),
                 mined=_qualities(store, sources, cache, only),
                 seeds=seeds,
+                not_held_out={run: n for run, n in overlap.items() if n},
             )
         )
     return recipes
+
+
+def _pairs_of(store: Store, runs: list[str], *, finished: bool = False) -> set[tuple[str, int]]:
+    out = set()
+    for run in runs:
+        row = store.run_by_name(run)
+        if row is not None:
+            out |= {
+                (str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"])
+                if not finished or e["status"] == "finished"
+            }  # fmt: skip
+    return out
 
 
 @dataclass
@@ -212,4 +231,26 @@ def held_out_episodes(store: Store, runs: list[str], pairs: set[tuple[str, int]]
             int(e["id"]) for e in store.episodes(row["id"])
             if e["status"] == "finished" and (str(e["task"]), int(e["seed"])) not in pairs
         }  # fmt: skip
+    return out
+
+
+def seed_warnings(store: Store, specs: list[str | None], seeds: list[int]) -> list[str]:
+    """A loud line for each engine spec that plays an adapter whose dataset was mined from some of
+    ``seeds`` (any task): an evaluation there is not held out."""
+    from automem.runs.seeds import format_seeds
+
+    adapters = [(Path(a["adapter"]).expanduser().resolve(), a) for a in store.adapters_and_datasets()]
+    out = []
+    for spec in specs:
+        target = _target_of(spec)
+        for path, info in adapters:
+            if target is None or path != target:
+                continue
+            mined = {int(seed) for _, seed in json.loads(info["selection"] or "{}").get("pairs") or []}
+            shared = sorted(mined & set(seeds))
+            if shared:
+                out.append(
+                    f"NOT HELD OUT: {spec} plays an adapter trained on dataset {info['dataset']}, mined from "
+                    f"seeds {format_seeds(shared)} of these; evaluate on seeds it did not see"
+                )
     return out

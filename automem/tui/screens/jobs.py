@@ -20,7 +20,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from automem.jobs import Job, JobError, cancel_job, list_jobs, progress_text, read_log_file, start_job
+from automem.jobs import (
+    Job,
+    JobError,
+    cancel_job,
+    held_out_warnings,
+    list_jobs,
+    progress_text,
+    read_log_file,
+    start_job,
+)
 from automem.store.db import Store
 from automem.tui.context import TuiContext
 from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, JobRequest, MineJobForm, OptimizeJobForm
@@ -273,6 +282,8 @@ class JobsScreen(Screen[None]):
     def _start_in_thread(self, request: JobRequest) -> None:
         store = Store(self.ctx.store.path)  # its own connection: the refresh thread may be reading
         try:
+            for warning in held_out_warnings(store, request.argv):
+                self.app.call_from_thread(self.notify, warning, severity="warning", timeout=15)
             job_id = start_job(store, request.kind, request.argv, request.title)
         except JobError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
