@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,13 +225,9 @@ def check_extras() -> list[Check]:
         probe = run_probe("import", "torch")
         checks.append(Check("gpu", OK if probe.ok else WARN, probe.detail))
     else:
-        smi = "nvidia-smi found" if _which("nvidia-smi") else "no nvidia-smi"
+        smi = "nvidia-smi found" if shutil.which("nvidia-smi") else "no nvidia-smi"
         checks.append(Check("gpu", OK, f"torch not installed; {smi}"))
     return checks
-
-
-def _which(name: str) -> bool:
-    return any((Path(p) / name).is_file() for p in os.environ.get("PATH", "").split(os.pathsep) if p)
 
 
 def check_profiles() -> Check:

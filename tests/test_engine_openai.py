@@ -8,7 +8,6 @@ the failures a real server will not produce on demand: 503s, 429s, rejected fiel
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import pytest
 from automem.engines.base import EngineError
 from automem.engines.openai_http import JSON_OVERHEAD_TOKENS, OpenAIEngine, factory, split_target, unwrap_command
 from automem.engines.profiles import engine_test
+from automem.engines.serve import free_port
 from automem.memory.grammar import build_grammar
 from automem.memory.ops import Verb
 from automem.memory.syntax import Act, ParseError, parse_command
@@ -33,12 +33,6 @@ MESSAGES = [
     {"role": "system", "content": "You play a game. Answer with one command line."},
     {"role": "user", "content": "Actions: noop, far east. Memory file: notes.md. Your command?"},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- a real server: `automem serve` (llama.cpp's own server) ---------------------------------------

@@ -50,6 +50,11 @@ def _error_text(reply: Any) -> str | None:
     return None
 
 
+def plain_messages(messages: list[Message]) -> list[dict[str, str]]:
+    """Contents as plain strings: SmolLM2's template fails on lists of content parts."""
+    return [{"role": m["role"], "content": str(m["content"])} for m in messages]
+
+
 def tool_call_grammar(tools: list[dict[str, Any]]) -> str:
     """An LLGuidance grammar: one ``<tool_call>`` whose JSON matches a tool's schema, or plain text."""
     options = [
@@ -196,8 +201,7 @@ class LlamaCppEngine:
         seed: int | None = None,
     ) -> Completion:
         request: dict[str, Any] = {
-            # plain strings: SmolLM2's template fails on lists of content parts
-            "messages": [{"role": m["role"], "content": str(m["content"])} for m in messages],
+            "messages": plain_messages(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "cache_prompt": True,
@@ -233,7 +237,7 @@ class LlamaCppEngine:
     ) -> Completion:
         """One call where the model may answer or call one of ``tools`` (OpenAI tool schemas):
         through the chat template where it knows tools, else offered in the system message."""
-        plain = [{"role": m["role"], "content": str(m["content"])} for m in messages]
+        plain = plain_messages(messages)
         request: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         if seed is not None:
             request["seed"] = int(seed)

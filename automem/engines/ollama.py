@@ -17,7 +17,7 @@ from typing import Any
 
 from automem.engines.base import Completion, EngineError, Message, api_key_from_env
 from automem.engines.openai_http import COMMAND_SCHEMA, JSON_OVERHEAD_TOKENS, coerce_options, unwrap_command
-from automem.engines.retry import RetryPolicy, Transient, one_line, status_is_retryable, with_retries
+from automem.engines.retry import RetryPolicy, Transient, one_line, status_is_retryable, unexpected, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,8 @@ class OllamaEngine:
                 raise Transient(f"connection failed ({one_line(exc, 120)})") from None
             except ollama.RequestError as exc:
                 raise EngineError(f"{self._where}: {one_line(exc.error)}") from None
-            except ValueError as exc:  # a body cut short, not JSON, or not the shape the client expects
-                raise Transient(f"the reply is not valid JSON ({one_line(exc, 80)})") from None
-            except Exception as exc:  # anything else the HTTP stack raises must not escape as a traceback
-                raise Transient(f"{type(exc).__name__}: {one_line(exc, 120)}") from None
+            except Exception as exc:
+                raise unexpected(exc) from None
 
         return with_retries(attempt, self.policy, where=self._where)
 

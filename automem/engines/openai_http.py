@@ -27,7 +27,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from automem.engines.base import Completion, EngineError, Message, ToolCall, api_key_from_env
-from automem.engines.retry import RetryPolicy, Transient, one_line, parse_retry_after, status_is_retryable, with_retries
+from automem.engines.retry import (
+    RetryPolicy,
+    Transient,
+    one_line,
+    parse_retry_after,
+    status_is_retryable,
+    unexpected,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +200,8 @@ class OpenAIEngine:
                 out = fn(**kwargs)
             except self._openai.OpenAIError as exc:
                 raise self._translate(exc) from None
-            except ValueError as exc:  # a body cut short or not JSON at all (the client's json.loads)
-                raise Transient(f"the reply is not valid JSON ({one_line(exc, 80)})") from None
-            except Exception as exc:  # anything else the HTTP stack raises must not escape as a traceback
-                raise Transient(f"{type(exc).__name__}: {one_line(exc, 120)}") from None
+            except Exception as exc:
+                raise unexpected(exc) from None
             if needs_choices and not getattr(out, "choices", None):
                 raise Transient("the reply has no choices")
             return out

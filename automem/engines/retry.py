@@ -83,6 +83,15 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def unexpected(exc: Exception) -> Transient:
+    """What a client raised besides its own error types: a body cut short or not JSON (the
+    client's json.loads or its model validation, both ValueErrors), or anything else the HTTP
+    stack throws. Worth another try, and never allowed to escape as a traceback."""
+    if isinstance(exc, ValueError):
+        return Transient(f"the reply is not valid JSON ({one_line(exc, 80)})")
+    return Transient(f"{type(exc).__name__}: {one_line(exc, 120)}")
+
+
 def one_line(text: object, limit: int = 200) -> str:
     """Server messages can be multi-line tracebacks or HTML; an EngineError shows one short line."""
     flat = " ".join(str(text).split())

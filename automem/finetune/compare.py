@@ -10,7 +10,6 @@ from typing import Any
 from automem.finetune.mine import MiningError, candidates_of, episodes_of_runs
 from automem.memory.ops import READ_VERBS
 from automem.optimize.digest import build_digest
-from automem.runs.memory_metrics import run_metrics
 from automem.runs.metrics import mean_se
 from automem.store.db import Store
 
@@ -51,7 +50,7 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
     digest = build_digest(store, row["id"], episode_ids=episode_ids)
     chosen = [(e, name) for e, name in episodes_of_runs(store, [run]) if episode_ids is None or e in episode_ids]
     items = [c for episode_id, name in chosen for c in candidates_of(store, episode_id, name, k=10)]
-    memory = run_metrics(store, [e for e, _ in chosen])
+    memory = digest.memory  # the digest computed them over the same episodes
     only, params = "", [row["id"]]
     if episode_ids is not None:
         only = f" AND e.id IN ({','.join('?' * len(episode_ids))})"

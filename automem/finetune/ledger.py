@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from automem.finetune.compare import Quality, common_finished_episodes, quality
+from automem.finetune.mine import MiningError, dataset_pairs, recorded_pairs
 from automem.store.db import Store
 
 # the configuration fields a reader compares recipes by (the rest stays in the JSON)
@@ -93,8 +94,6 @@ def _qualities(
     cache: dict[tuple[str, frozenset[int] | None], Quality | None],
     only: dict[str, set[int]] | None = None,
 ) -> list[Quality]:
-    from automem.finetune.mine import MiningError
-
     out = []
     for run in runs:
         if only is not None and not only.get(run):
@@ -141,10 +140,10 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
         selection_all = json.loads(selection or "{}").get("config", {})
         sources = json.loads(dataset_runs or "[]")
         players = runs_using(store, adapter)
-        mined_pairs = {(str(t), int(seed)) for t, seed in json.loads(selection or "{}").get("pairs") or []}
+        mined_pairs = recorded_pairs(selection)
         if not mined_pairs:  # a dataset mined before the pairs were recorded: its runs' episodes
-            mined_pairs = _pairs_of(store, sources)
-        overlap = {run: len(_pairs_of(store, [run], finished=True) & mined_pairs) for run in players}
+            mined_pairs = set(dataset_pairs(store, sources))
+        overlap = {run: len(set(dataset_pairs(store, [run], finished=True)) & mined_pairs) for run in players}
         seeds, only = None, None
         if same_seeds:
             seeds, only = _same_seeds(store, sources + players)
@@ -174,16 +173,9 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
     return recipes
 
 
-def _pairs_of(store: Store, runs: list[str], *, finished: bool = False) -> set[tuple[str, int]]:
-    out = set()
-    for run in runs:
-        row = store.run_by_name(run)
-        if row is not None:
-            out |= {
-                (str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"])
-                if not finished or e["status"] == "finished"
-            }  # fmt: skip
-    return out
+def _adapters(store: Store) -> list[tuple[Path, dict[str, Any]]]:
+    """Every trained adapter folder (resolved, as ``_target_of`` resolves specs) with its dataset."""
+    return [(Path(a["adapter"]).expanduser().resolve(), a) for a in store.adapters_and_datasets()]
 
 
 @dataclass
@@ -199,9 +191,7 @@ class HeldOut:
 
 
 def held_out(store: Store, runs: list[str]) -> HeldOut:
-    from automem.finetune.mine import MiningError
-
-    adapters = [(Path(a["adapter"]).expanduser().resolve(), a) for a in store.adapters_and_datasets()]
+    adapters = _adapters(store)
     datasets: dict[str, list[str]] = {}
     pairs: set[tuple[str, int]] = set()
     for run in runs:
@@ -212,13 +202,8 @@ def held_out(store: Store, runs: list[str]) -> HeldOut:
         for path, info in adapters:
             if path in targets:
                 datasets.setdefault(run, []).append(info["dataset"])
-                selection = json.loads(info["selection"] or "{}")
-                pairs |= {(str(t), int(seed)) for t, seed in selection.get("pairs") or []}
-    shared = {}
-    for run in runs:
-        row = store.run_by_name(run)
-        finished = {(str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"]) if e["status"] == "finished"}
-        shared[run] = sorted(finished & pairs)
+                pairs |= recorded_pairs(info["selection"])
+    shared = {run: sorted(set(dataset_pairs(store, [run], finished=True)) & pairs) for run in runs}
     return HeldOut(datasets, pairs, shared)
 
 
@@ -239,14 +224,14 @@ def seed_warnings(store: Store, specs: list[str | None], seeds: list[int]) -> li
     ``seeds`` (any task): an evaluation there is not held out."""
     from automem.runs.seeds import format_seeds
 
-    adapters = [(Path(a["adapter"]).expanduser().resolve(), a) for a in store.adapters_and_datasets()]
+    adapters = _adapters(store)
     out = []
     for spec in specs:
         target = _target_of(spec)
         for path, info in adapters:
             if target is None or path != target:
                 continue
-            mined = {int(seed) for _, seed in json.loads(info["selection"] or "{}").get("pairs") or []}
+            mined = {seed for _, seed in recorded_pairs(info["selection"])}
             shared = sorted(mined & set(seeds))
             if shared:
                 out.append(

@@ -23,6 +23,7 @@ from typing import Any
 
 from automem.memory.ops import READ_VERBS, added_lines_present, empty_lookup
 from automem.optimize.digest import structure_info
+from automem.runs.memory_metrics import is_done_answer
 from automem.store.db import Store, now
 
 _READS = frozenset(v.value for v in READ_VERBS)
@@ -200,7 +201,7 @@ def _done_candidates(
     observations = {s["step"]: s["observation"] for s in store.steps(episode_id)}
     out = []
     for call in store.calls_of(episode_id, phase="LOG"):
-        if not call["valid"] or (call["response"] or "").strip() != DONE:
+        if not call["valid"] or not is_done_answer(call["response"]):
             continue
         step = call["step"]
         signals = {
@@ -319,14 +320,23 @@ def done_share_of(kept: list[Candidate]) -> float:
     return sum(c.verb == DONE for c in kept) / len(kept) if kept else 0.0
 
 
-def dataset_pairs(store: Store, runs: list[str]) -> list[tuple[str, int]]:
-    """The task/seed pairs of the runs' episodes: what an evaluation must leave out to be held out."""
+def dataset_pairs(store: Store, runs: list[str], *, finished: bool = False) -> list[tuple[str, int]]:
+    """The task/seed pairs of the runs' episodes (only the finished ones, with ``finished``): what
+    an evaluation must leave out to be held out. Runs that do not exist contribute nothing."""
     pairs = set()
     for name in runs:
         row = store.run_by_name(name)
         if row is not None:
-            pairs |= {(str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"])}
+            pairs |= {
+                (str(e["task"]), int(e["seed"])) for e in store.episodes(row["id"])
+                if not finished or e["status"] == "finished"
+            }  # fmt: skip
     return sorted(pairs)
+
+
+def recorded_pairs(selection: str | None) -> set[tuple[str, int]]:
+    """The task/seed pairs a dataset's selection JSON says it was mined from."""
+    return {(str(t), int(seed)) for t, seed in json.loads(selection or "{}").get("pairs") or []}
 
 
 def _example(store: Store, item: Candidate) -> dict[str, Any]:

@@ -145,15 +145,12 @@ class EpisodeRunner:
         except StopIteration as stop:
             self._turns = None
             return self._commit(stop.value)
-        except AgentError as exc:
-            self._turns = None
-            self._fail(str(exc))
-            raise
         except Exception as exc:
-            # a bug or an engine failure that is no EngineError: the episode ends failed with the
-            # reason, never left running; the caller still sees the exception
+            # an AgentError (the engine failed too often), or a bug or an engine failure that is no
+            # EngineError: the episode ends failed with the reason, never left running; the caller
+            # still sees the exception
             self._turns = None
-            self._fail(f"{type(exc).__name__}: {exc}")
+            self._fail(str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}")
             raise
 
     def finish_step(self) -> StepEvent:

@@ -121,10 +121,9 @@ def episode_metrics(store: Store, episode_id: int) -> MemoryMetrics:
         m.memory_chars += total
         if prompt_chars and call["input_tokens"]:
             m.memory_tokens += total * call["input_tokens"] / prompt_chars
-    for phase, response in store.call_answers(episode_id):
-        if phase == "LOG":
-            m.log_turns += 1
-            m.done_turns += is_done_answer(response)
+    for call in store.calls_of(episode_id, phase="LOG"):
+        m.log_turns += 1
+        m.done_turns += is_done_answer(call["response"])
     return m
 
 

@@ -392,12 +392,16 @@ class Store:
     def steps(self, episode_id: int) -> list[dict[str, Any]]:
         return list(self.db["steps"].rows_where("episode_id = ?", [episode_id], order_by="step"))
 
+    def _rows_of(self, table: str, episode_id: int, column: str, value: str | None) -> list[dict[str, Any]]:
+        """An episode's rows of ``table`` in id order, only those whose ``column`` is ``value`` if given."""
+        where, params = "episode_id = ?", [episode_id]
+        if value is not None:
+            where, params = f"{where} AND {column} = ?", [episode_id, value]
+        return list(self.db[table].rows_where(where, params, order_by="id"))
+
     def memory_ops_of(self, episode_id: int, *, source: str | None = None) -> list[dict[str, Any]]:
         """An episode's memory operations in the order they ran (optionally of one source)."""
-        where, params = "episode_id = ?", [episode_id]
-        if source is not None:
-            where, params = where + " AND source = ?", [episode_id, source]
-        return list(self.db["memory_ops"].rows_where(where, params, order_by="id"))
+        return self._rows_of("memory_ops", episode_id, "source", source)
 
     def first_calls_of_steps(self, episode_id: int) -> list[dict[str, Any]]:
         """Each step's first model call: its step, prompt (JSON chat messages) and input tokens."""
@@ -410,17 +414,7 @@ class Store:
 
     def calls_of(self, episode_id: int, *, phase: str | None = None) -> list[dict[str, Any]]:
         """An episode's model calls (without their prompts), in order, optionally of one phase."""
-        where, params = "episode_id = ?", [episode_id]
-        if phase is not None:
-            where, params = where + " AND phase = ?", [episode_id, phase]
-        return list(self.db["llm_calls"].rows_where(where, params, order_by="id"))
-
-    def call_answers(self, episode_id: int) -> list[tuple[str, str]]:
-        """(phase, response) of every model call of an episode, in order."""
-        rows = self.db.execute(
-            "SELECT phase, response FROM llm_calls WHERE episode_id = ? ORDER BY id", [episode_id]
-        ).fetchall()
-        return [(r[0], r[1] or "") for r in rows]
+        return self._rows_of("llm_calls", episode_id, "phase", phase)
 
     def delete_episode(self, episode_id: int) -> None:
         """Remove an unfinished episode and everything it recorded (resume restarts it cleanly)."""
