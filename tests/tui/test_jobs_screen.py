@@ -251,9 +251,14 @@ async def test_loop_two_from_the_jobs_screen_mine_then_finetune(tmp_path: Path, 
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is screen
-        await _until(pilot, lambda: len(screen.jobs) == 2 and screen.jobs[max(screen.jobs)].active, 30)
+        # the job just started gets selected, even when a refresh in flight listed it (or only the
+        # mine job) before the start's own callback ran
+        await _until(
+            pilot,
+            lambda: len(screen.jobs) == 2 and screen.jobs[max(screen.jobs)].active and screen.selected == max(screen.jobs),
+            30,
+        )
         job = screen.jobs[max(screen.jobs)]
-        assert screen.selected == job.id  # the job just started, even if a refresh in flight listed only the mine job
         assert job.kind == "finetune" and job.argv[:5] == ["finetune", "--dataset", "ds1", "--out", "spec"]
         assert job.argv[job.argv.index("--lr") + 1] == "1e-4" and "--max-steps" in job.argv
         await pilot.press("c")  # a training step costs tens of seconds here: cancel rather than wait

@@ -294,7 +294,10 @@ class JobsScreen(Screen[None]):
 
     def _started(self, job_id: int) -> None:
         self.notify(f"started job {job_id}")
-        self._select_when_listed = job_id
+        if job_id in self.jobs:  # a refresh that read after the insert has listed it already
+            self.select(job_id)
+        else:
+            self._select_when_listed = job_id
         self.action_refresh()
 
     def action_cancel_job(self) -> None:
