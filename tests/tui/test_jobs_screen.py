@@ -255,9 +255,9 @@ async def test_loop_two_from_the_jobs_screen_mine_then_finetune(tmp_path: Path, 
         # mine job) before the start's own callback ran
         await _until(
             pilot,
-            lambda: len(screen.jobs) == 2
-            and screen.jobs[max(screen.jobs)].active
-            and screen.selected == max(screen.jobs),
+            lambda: (
+                len(screen.jobs) == 2 and screen.jobs[max(screen.jobs)].active and screen.selected == max(screen.jobs)
+            ),
             30,
         )
         job = screen.jobs[max(screen.jobs)]
