@@ -669,15 +669,34 @@ def optimize(
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
     parent: Annotated[str, typer.Option(help="front (any Pareto-front member, round robin) or best.")] = "front",
     digest_chars: Annotated[int, typer.Option("--digest-chars", min=1000, help="Digest budget.")] = 12_000,
+    min_gain: Annotated[
+        float, typer.Option("--min-gain", min=0.0, help="Smallest mean paired gain in progression that counts.")
+    ] = 1.0,
+    se_multiple: Annotated[
+        float, typer.Option("--se-multiple", min=0.0, help="The gain must exceed this many of its standard errors.")
+    ] = 1.0,
+    race_fraction: Annotated[
+        float,
+        typer.Option(
+            "--race-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of the seeds played before a candidate that cannot catch up is stopped (0: no racing).",
+        ),
+    ] = 0.5,  # fmt: skip
+    retry: Annotated[
+        bool, typer.Option("--retry/--no-retry", help="One more attempt for the critic after each rejection.")
+    ] = True,
     run_name: Annotated[str | None, typer.Option("--run-name", help="Name; rerun it to resume.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Loop 1: a critic reads the trajectories and revises the memory structure; kept only when it
-    beats its parent on the same seeds."""
+    """Loop 1: a critic reads the trajectories and revises the memory structure; kept only when its
+    paired gain over its parent on the same seeds clears the gate (a minimum and its noise)."""
     from automem.engines import EngineError
     from automem.games import GameError, get_game_class
     from automem.memory.structure import StructureError, default_structure_for
     from automem.optimize.critics import make_critic
+    from automem.optimize.gate import Gate
     from automem.optimize.loop import OptimizeConfig, OptimizeError, Optimizer
     from automem.runs.eval import EvalError
     from automem.runs.run import default_run_name
@@ -697,6 +716,7 @@ def optimize(
         name=run_name or "optimize-" + default_run_name(game, root.name), game=game, root=root,
         agent_engine=agent_engine, critic=critic, seeds=seed_list, tasks=task_list or [None], iterations=iterations,
         candidates=candidates, max_steps=max_steps, workers=workers, parent=parent, digest_chars=digest_chars,
+        gate=Gate(min_gain=min_gain, se_multiple=se_multiple, race_fraction=race_fraction), retry=retry,
     )  # fmt: skip
     try:
         critic_obj = make_critic(critic)
@@ -725,7 +745,13 @@ def optimize(
     console.print(
         f"best: {result.best.name} {result.best.id} progression {result.best_score.mean:.2f} ± "
         f"{result.best_score.se:.2f} (root {result.root_score.mean:.2f} ± {result.root_score.se:.2f}); "
-        f"{result.accepted} of {result.candidates} candidates accepted; Pareto front: "
+        f"{result.accepted} of {result.candidates} candidates accepted"
+        + (
+            f" ({result.raced_out} stopped early by racing, ~{result.saved_seconds:.0f} s of play saved)"
+            if result.raced_out
+            else ""
+        )
+        + "; Pareto front: "
         + ", ".join(f"{s.id} ({sc.mean:.2f})" for s, sc in result.front),
         highlight=False,
     )
@@ -960,6 +986,16 @@ def finetune(
     lr: Annotated[float, typer.Option(min=1e-7)] = 2e-4,
     max_length: Annotated[int, typer.Option("--max-length", min=128)] = 4096,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Cap on optimizer steps (-1: epochs decide).")] = -1,
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (bf16 on a GPU that has it, else fp32), bf16 or fp32.")
+    ] = "auto",
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(
+            "--gradient-checkpointing/--no-gradient-checkpointing",
+            help="Recompute activations to save memory (default: on a GPU only).",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run named --out from its checkpoint.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -975,6 +1011,7 @@ def finetune(
     config = TrainConfig(
         dataset=dataset, base=base, out=out, backend=backend, lora_r=lora_r, lora_alpha=lora_alpha,
         target_modules=modules, epochs=epochs, lr=lr, max_length=max_length, max_steps=max_steps,
+        precision=precision, gradient_checkpointing=gradient_checkpointing,
     )  # fmt: skip
     store = _open_store(db)
     from rich.progress import (

@@ -151,3 +151,32 @@ def test_ray_executor_writes_back_through_the_driver(store: Store) -> None:
     ).fetchone()[0]
     assert calls >= 2
     assert store.db.execute("select status from runs where id = ?", [plan.run_id]).fetchone()[0] == "finished"
+
+
+def test_a_run_scoped_structure_plays_each_task_as_a_chain_that_resumes(store: Store) -> None:
+    """scope "run": each task's episodes play in seed order, each from the folder the one before it
+    ended with (recorded: memory_from, memory_end); a run extended later continues the chain."""
+    base = load_builtin("minihack-v0")
+    structure = base.derive(author="test", context={**base.context.model_dump(), "scope": "run"})
+    one = dict(tasks=["Room-5x5"], structure=structure, parallel="thread", workers=1, max_steps=3)
+    config = _config("chain", seeds=[1], **one)
+    plan = plan_eval(store, config)
+    assert [(j.chain, j.carry_after) for j in plan.jobs] == [(True, None)]
+    (first,) = run_eval(store, config, plan)
+    ep1 = store.episode(first.episode_id)
+    end1 = json.loads(ep1["memory_end"])
+    assert end1 and ep1["memory_from"] is None and ep1["memory_dir"].endswith("shared")
+    # what a killed attempt could leave in the shared folder: the next episode must not see it
+    (Path(ep1["memory_dir"]) / "stray.md").write_text("left by a killed attempt", encoding="utf-8")
+    config = _config("chain", seeds=[1, 2, 3], **one)
+    plan = plan_eval(store, config)
+    assert [(j.seed, j.carry_after) for j in plan.jobs] == [(2, 1), (3, 2)] and plan.skipped == 1
+    summaries = run_eval(store, config, plan)
+    assert [s.status for s in summaries] == ["finished", "finished"]
+    ep2, ep3 = (store.episode(s.episode_id) for s in sorted(summaries, key=lambda s: s.seed))
+    start2 = json.loads(ep2["memory_seed"])
+    assert ep2["memory_from"] == ep1["id"] and end1.items() <= start2.items() and "stray.md" not in start2
+    assert (
+        ep3["memory_from"] == ep2["id"]
+        and json.loads(ep2["memory_end"]).items() <= json.loads(ep3["memory_seed"]).items()
+    )

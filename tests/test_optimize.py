@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from automem.cli import app
 from automem.memory.structure import load_builtin
 from automem.optimize.critics import CommandCritic, HeuristicCritic, LLMCritic, check_proposal, make_critic
+from automem.optimize.gate import Gate
 from automem.optimize.loop import OptimizeConfig, OptimizeError, Optimizer, Score, pareto_front
 from automem.optimize.patch import PatchError, apply_patch
 
@@ -102,22 +103,60 @@ def test_llm_critic_with_the_bundled_model_is_validated_or_refused_with_reasons(
         assert proposal.structure.parent == CRAFTER.id and proposal.structure.author.startswith("critic:")
 
 
-def test_scores_gate_and_front():
+def test_the_gate_pairs_seeds_and_does_not_accept_noise():
+    gate = Gate()  # min gain 1, more than 1 standard error
+    parent = {f"a/{i}": 4.5 for i in range(6)}
+    one_seed = {**parent, "a/0": 9.0}  # one achievement more on one seed: exactly one standard error
+    verdict = gate.decide(one_seed, parent, candidate_tokens=500, parent_tokens=500)
+    assert verdict.status == "rejected" and "within 1 standard error(s)" in verdict.reason
+    assert "paired gain +0.75 ± 0.75 over 6 seed(s) (1 better, 0 worse, 5 same)" in verdict.reason
+    two_seeds = {**one_seed, "a/1": 9.0}
+    verdict = gate.decide(two_seeds, parent, candidate_tokens=900, parent_tokens=500)
+    assert verdict.accepted and verdict.figures.better == 2 and verdict.figures.gain == pytest.approx(1.5)
+    assert verdict.record()["settings"] == {"min_gain": 1.0, "se_multiple": 1.0, "race_fraction": 0.5}
+    assert not Gate(min_gain=2.0).decide(two_seeds, parent, candidate_tokens=1, parent_tokens=1).accepted
+    assert Gate(se_multiple=3.0).decide(two_seeds, parent, candidate_tokens=1, parent_tokens=1).status == "rejected"
+    tie = gate.decide(parent, parent, candidate_tokens=400, parent_tokens=500)
+    assert tie.status == "tied" and "cheaper (400 < 500 tokens per step)" in tie.reason and not tie.accepted
+    assert gate.decide(parent, parent, candidate_tokens=600, parent_tokens=500).status == "rejected"
+    worse = gate.decide({**parent, "a/2": 0.0}, parent, candidate_tokens=1, parent_tokens=1)
+    assert worse.status == "rejected" and "not positive" in worse.reason
+    # only the pairs both finished count: a seed the candidate failed is not a loss of 4.5
+    assert gate.decide({"a/0": 4.5}, parent, candidate_tokens=1, parent_tokens=1).figures.n == 1
+    assert gate.decide({}, parent, candidate_tokens=1, parent_tokens=1).status == "rejected"
+    with pytest.raises(ValueError):
+        Gate(race_fraction=1.5)
+
+
+def test_racing_stops_only_candidates_that_cannot_catch_up():
+    gate = Gate()
+    assert gate.race_seeds([42, 43, 44, 45, 46, 47]) == [42, 43, 44]
+    assert gate.race_seeds([0, 1]) is None and Gate(race_fraction=0).race_seeds(list(range(10))) is None
+    parent = {f"a/{i}": 4.5 for i in range(6)}
+    flat = gate.hopeless({"a/0": 4.5, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3)
+    assert flat is not None and flat.status == "raced_out" and flat.skipped == 3
+    assert "at most +0.00 over all" in flat.reason
+    # one seed 4.5 better: gaining that on each of the 3 left would reach +2.25 >= 1, so it plays on
+    assert gate.hopeless({"a/0": 9.0, "a/1": 0.0, "a/2": 4.5}, parent, remaining=3) is None
+    # a small gain that cannot reach the minimum even at its best pace
+    assert Gate(min_gain=3.0).hopeless({"a/0": 6.0, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3) is not None
+
+
+def test_front_keeps_what_no_other_beats_on_every_seed():
     parent = Score(1, 10.0, 1.0, 500.0, {"a/0": 10.0, "a/1": 10.0})
     better = Score(2, 12.0, 1.0, 600.0, {"a/0": 14.0, "a/1": 10.0})
-    tie_cheaper = Score(3, 10.0, 2.0, 400.0, {"a/0": 0.0, "a/1": 20.0})
-    assert better.beats(parent)[0] and "12.00 ± 1.00 > parent 10.00 ± 1.00" in better.beats(parent)[1]
-    assert tie_cheaper.beats(parent) == (True, "mean progression tied at 10.00 ± 2.00; 400 < 500 tokens per step")
-    assert not parent.beats(better)[0]
-    s1, s2, s3 = CRAFTER, CRAFTER.derive(author="x", description="2"), CRAFTER.derive(author="x", description="3")
-    front = pareto_front([(s1, parent), (s2, better), (s3, tie_cheaper)])
-    assert [sc.run_id for _, sc in front] == [2, 3]  # parent is dominated by `better` on every seed
+    other = Score(3, 10.0, 2.0, 400.0, {"a/0": 0.0, "a/1": 20.0})
+    dear_twin = Score(4, 10.0, 2.0, 450.0, {"a/0": 0.0, "a/1": 20.0})
+    s1, s2, s3, s4 = (CRAFTER.derive(author="x", description=str(i)) for i in range(4))
+    front = pareto_front([(s1, parent), (s2, better), (s3, other), (s4, dear_twin)])
+    # parent is beaten by `better` on every seed; the dearer twin of `other` by its cheaper twin
+    assert [sc.run_id for _, sc in front] == [2, 3]
 
 
 @pytest.mark.model
 def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interruption(store):
     config = OptimizeConfig(
-        name="opt-h", game="crafter", root=CRAFTER, agent_engine="llamacpp", critic="heuristic", seeds=[0, 1],
+        name="opt-h", game="crafter", root=CRAFTER, agent_engine="llamacpp", critic="heuristic", seeds=[0, 1, 2],
         iterations=2, candidates=1, max_steps=2,
     )  # fmt: skip
     events: list[str] = []
@@ -130,8 +169,16 @@ def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interrup
     with pytest.raises(KeyboardInterrupt):
         Optimizer(store, config, HeuristicCritic(), on_event=stop_in_iteration_1).run()
     rows = list(store.db["optimize_iterations"].rows_where(order_by="id"))
-    assert len(rows) == 1 and rows[0]["status"] in ("accepted", "rejected")
+    # every candidate scores 0 in 2 steps: none is accepted; each first attempt earns one retry
+    assert [(r["candidate"], r["retry_of"]) for r in rows] == [(0, None), (1, 0)]
+    assert all(r["status"] in ("rejected", "tied", "raced_out") for r in rows), [r["reason"] for r in rows]
     first = rows[0]
+    gate = json.loads(first["gate"])
+    assert gate["settings"]["min_gain"] == 1.0 and gate["gain"] == 0.0 and gate["n"] >= 2
+    assert "Your previous attempt on this structure was not kept" in rows[1]["digest"]
+    # racing: two of the three seeds first; 0 gained there cannot become a gain of 1 on the third
+    assert first["status"] == "raced_out" and gate["heat_seeds"] == [0, 1] and gate["skipped"] == 1
+    assert gate["saved_seconds"] > 0 and len(store.episodes(first["candidate_run_id"])) == 2
     assert first["digest"] and "map.md" in first["digest"] and first["analysis"].startswith("[")
     assert json.loads(first["changes"]) and first["parent_id"] == CRAFTER.id
     assert first["parent_mean"] is not None and first["candidate_run_id"] is not None
@@ -140,10 +187,10 @@ def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interrup
     result = Optimizer(store, config, HeuristicCritic(), on_event=events.append).run()
     assert "iteration 0: already done" in events
     rows = list(store.db["optimize_iterations"].rows_where(order_by="id"))
-    assert [r["iteration"] for r in rows] == [0, 1] and rows[0] == first  # iteration 0 untouched
-    assert store.db["runs"].count == runs_before + 1  # only the new candidate was evaluated
+    assert [r["iteration"] for r in rows] == [0, 0, 1, 1] and rows[0] == first  # iteration 0 untouched
+    assert store.db["runs"].count == runs_before + 2  # only iteration 1's candidate and its retry
     assert store.db["optimizations"].get(1)["status"] == "finished"
-    assert result.candidates == 2 and result.root_score.run_id == first["parent_run_id"]
+    assert result.candidates == 4 and result.accepted == 0 and result.root_score.run_id == first["parent_run_id"]
     with pytest.raises(OptimizeError, match="other settings"):
         Optimizer(store, OptimizeConfig(**{**config.__dict__, "seeds": [5]}), HeuristicCritic()).run()
 

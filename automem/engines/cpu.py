@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 #: the feature flags shown by ``automem doctor``, in this order
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16")
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
 @dataclass(frozen=True)

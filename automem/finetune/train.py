@@ -38,6 +38,29 @@ class TrainConfig:
     batch_size: int = 1
     save_steps: int = 50
     seed: int = 0
+    #: auto: bf16 on a CUDA GPU that has it, else fp32 (see resolve_precision for why)
+    precision: str = "auto"  # auto | bf16 | fp32
+    #: recomputing activations saves memory a 135M model on a CPU does not need and costs one more
+    #: forward pass per step: None turns it on only on a GPU
+    gradient_checkpointing: bool | None = None
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_precision(requested: str, cuda: bool) -> str:
+    """bf16 or fp32 for this machine. On a CPU, auto is fp32: bf16 autocast measured slower than
+    fp32 on a 2-core AVX512-BF16 machine without AMX (bench/finetune_speed.py, docs/finetune.md);
+    AMX machines may gain from ``--precision bf16``, not measured here."""
+    if requested not in PRECISIONS:
+        raise TrainingError(f"--precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    if requested != "auto":
+        return requested
+    if cuda:
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
 
 
 def choose_backend(requested: str) -> str:
@@ -92,6 +115,8 @@ def finetune(
     if not train_rows:
         raise TrainingError(f"dataset {config.dataset!r} has no training examples")
     backend = choose_backend(config.backend)
+    if config.precision not in PRECISIONS:  # before anything is recorded
+        raise TrainingError(f"--precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
     out_dir = store.path.parent / "models" / config.out
     existing = store.db.execute("SELECT id, status FROM training_runs WHERE name = ?", [config.out]).fetchone()
     if existing and not resume:
@@ -157,6 +182,7 @@ def _train_peft(
 
     folder, gguf_file = resolve_model(_base_path(config.base))
     cuda = torch.cuda.is_available()
+    precision = resolve_precision(config.precision, cuda)
     peft_config = None
     if backend == "unsloth":  # pragma: no cover - needs a CUDA GPU
         tokenizer, model = _unsloth_model(config, folder, gguf_file, store.path.parent / "models" / "bases")
@@ -184,9 +210,13 @@ def _train_peft(
     args = SFTConfig(
         output_dir=str(out_dir / "checkpoints"), num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.lr, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
+        # validation in the training batch size: eval's default of 8 pads every example to the
+        # longest of its batch, which a CPU pays for in full
+        per_device_eval_batch_size=config.batch_size,
         logging_steps=1, save_steps=config.save_steps, save_total_limit=2, report_to=[], seed=config.seed,
         completion_only_loss=True, eval_strategy="epoch" if val_rows else "no", use_cpu=not cuda,
-        disable_tqdm=True, bf16=cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True, bf16=precision == "bf16",
+        gradient_checkpointing=cuda if config.gradient_checkpointing is None else config.gradient_checkpointing,
     )  # fmt: skip
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train_rows),
@@ -224,7 +254,12 @@ def _train_peft(
         "gguf_lora": record.get("gguf_lora"),
     }
     if val_rows:
-        result["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+        # the evaluation at the end of the last epoch already measured this adapter: reuse it
+        # rather than run the validation set again (minutes on a CPU)
+        logged = [
+            e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == result["steps"]
+        ]
+        result["eval_loss"] = float(logged[-1]) if logged else float(trainer.evaluate()["eval_loss"])
     return result
 
 

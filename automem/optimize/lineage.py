@@ -42,6 +42,10 @@ def lineage_rows(store: Store) -> list[dict[str, Any]]:
     return out
 
 
+#: how a loop-1 decision reads in the lineage tree
+STATUS_COLOUR = {"accepted": "green", "tied": "yellow", "rejected": "red", "raced_out": "red"}
+
+
 def render_tree(rows: list[dict[str, Any]]) -> Tree:
     ids = {r["id"] for r in rows}
     children: dict[str | None, list[dict[str, Any]]] = {}
@@ -55,7 +59,7 @@ def render_tree(rows: list[dict[str, Any]]) -> Tree:
             label += f" · progression {row['mean_progression']:.2f} over {row['episodes']} episodes"
         decision = row["decision"]
         if decision:
-            colour = "green" if decision["status"] == "accepted" else "red" if decision["status"] == "rejected" else ""
+            colour = STATUS_COLOUR.get(decision["status"], "")
             label += f" · [{colour}]{decision['status']}[/]" if colour else f" · {decision['status']}"
             if decision["reason"]:
                 label += f" [dim]({escape(decision['reason'])})[/]"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from automem.memory.structure import Structure, structure_from_yaml
 from automem.optimize.changes import structural_changes, wording_changes
 from automem.optimize.critics import Critic, HeuristicCritic, Proposal
+from automem.optimize.gate import RACED_OUT, REJECTED, TIED, Decision, Gate
 from automem.runs.eval import EvalConfig, plan_eval, run_eval
 from automem.runs.metrics import mean_se
 from automem.store.db import Store, now
@@ -42,6 +44,10 @@ class OptimizeConfig:
     agent_engine_options: dict[str, Any] = field(default_factory=dict)
     digest_chars: int = 12_000
     parent: str = "front"  # front | best
+    gate: Gate = field(default_factory=Gate)
+    #: a candidate that did not win earns the critic one more attempt, shown what it changed
+    #: and how each seed went (the paper's meta loop); the retry is a candidate of its own
+    retry: bool = True
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a rerun under the same name to continue the same optimization."""
@@ -65,31 +71,14 @@ class Score:
     tokens_per_step: float
     per_seed: dict[str, float]  # "task/seed" -> progression
 
-    def beats(self, other: Score) -> tuple[bool, str]:
-        """Accepted when its mean progression is higher; a tie goes to fewer tokens per step."""
-        ours = f"{self.mean:.2f} ± {self.se:.2f}"
-        theirs = f"{other.mean:.2f} ± {other.se:.2f}"
-        if self.mean > other.mean + 1e-9:
-            return True, f"mean progression {ours} > parent {theirs}"
-        if abs(self.mean - other.mean) <= 1e-9 and self.tokens_per_step < other.tokens_per_step:
-            return True, (
-                f"mean progression tied at {ours}; {self.tokens_per_step:.0f} < "
-                f"{other.tokens_per_step:.0f} tokens per step"
-            )
-        if abs(self.mean - other.mean) <= 1e-9:
-            return False, (
-                f"mean progression tied at {ours}; {self.tokens_per_step:.0f} >= "
-                f"{other.tokens_per_step:.0f} tokens per step"
-            )
-        return False, f"mean progression {ours} <= parent {theirs}"
-
     def dominates(self, other: Score) -> bool:
         keys = set(self.per_seed) | set(other.per_seed)
         mine = [self.per_seed.get(k, 0.0) for k in keys]
         theirs = [other.per_seed.get(k, 0.0) for k in keys]
-        return all(a >= b for a, b in zip(mine, theirs, strict=True)) and any(
-            a > b for a, b in zip(mine, theirs, strict=True)
-        )
+        if not all(a >= b for a, b in zip(mine, theirs, strict=True)):
+            return False
+        # equal on every seed: the cheaper of two twins dominates (the dearer one leaves the front)
+        return any(a > b for a, b in zip(mine, theirs, strict=True)) or self.tokens_per_step < other.tokens_per_step
 
 
 @dataclass
@@ -101,6 +90,10 @@ class OptimizeResult:
     front: list[tuple[Structure, Score]]
     accepted: int
     candidates: int
+    #: candidates racing stopped after their first heat, and the play it spared (estimated from
+    #: the heats' own seconds per episode)
+    raced_out: int = 0
+    saved_seconds: float = 0.0
 
 
 def score_run(store: Store, run_id: int) -> Score:
@@ -172,6 +165,8 @@ class Optimizer:
                             "iterations": c.iterations,
                             "workers": c.workers,
                             "parent": c.parent,
+                            "gate": c.gate.settings(),
+                            "retry": c.retry,
                         }
                     ),
                 }  # fmt: skip
@@ -187,23 +182,27 @@ class Optimizer:
         )
 
     # -- evaluation --------------------------------------------------------------------------
-    def evaluate(self, structure: Structure, run_name: str) -> Score:
+    def evaluate(self, structure: Structure, run_name: str, seeds: list[int] | None = None) -> Score:
+        """The structure's score on every seed (kept), or on ``seeds`` only: a race's first heat, not
+        kept as its score; playing every seed later continues the same run."""
         c = self.config
         self.store.save_structure(structure)
         self.structures[structure.id] = structure
         if structure.id in self.scores:
             return self.scores[structure.id]
         eval_config = EvalConfig(
-            game=c.game, tasks=list(c.tasks), seeds=list(c.seeds), structure=structure, engine_spec=c.agent_engine,
-            engine_options=dict(c.agent_engine_options), workers=c.workers, max_steps=c.max_steps,
-            temperature=c.temperature, run_name=run_name,
+            game=c.game, tasks=list(c.tasks), seeds=list(seeds or c.seeds), structure=structure,
+            engine_spec=c.agent_engine, engine_options=dict(c.agent_engine_options), workers=c.workers,
+            max_steps=c.max_steps, temperature=c.temperature, run_name=run_name,
         )  # fmt: skip
         plan = plan_eval(self.store, eval_config)
         if plan.jobs:
-            self.say(f"evaluating {structure.name} {structure.id} on {len(plan.jobs)} episodes ({run_name})")
+            part = f" (first heat: seeds {seeds[0]}-{seeds[-1]})" if seeds else ""
+            self.say(f"evaluating {structure.name} {structure.id} on {len(plan.jobs)} episodes ({run_name}){part}")
         run_eval(self.store, eval_config, plan)
         score = score_run(self.store, plan.run_id)
-        self.scores[structure.id] = score
+        if seeds is None:
+            self.scores[structure.id] = score
         return score
 
     # -- the loop ----------------------------------------------------------------------------
@@ -251,103 +250,179 @@ class Optimizer:
 
     def _iteration(self, opt_id: int, iteration: int) -> None:
         rows = self._rows(opt_id, iteration)
-        if rows and all(r["status"] != "pending" for r in rows):
+        if rows and all(r["status"] != "pending" for r in rows) and not self._owed_retries(rows):
             self.say(f"iteration {iteration}: already done")
             return
         if not rows:
             rows = self._propose(opt_id, iteration)
-        for row in rows:
-            if row["status"] == "pending":
-                self._judge(row)
+        # judge in candidate order; a rejection adds its retry, judged in turn (resumable: each row
+        # is recorded before it is evaluated)
+        while True:
+            pending = [r for r in rows if r["status"] == "pending"]
+            if pending:
+                self._judge(pending[0])
+            elif owed := self._owed_retries(rows):
+                self._retry(opt_id, iteration, owed[0], rows)
+            else:
+                return
+            rows = self._rows(opt_id, iteration)
+
+    def _owed_retries(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """First attempts that did not win (rejected, tied or raced out) whose one retry has not been
+        proposed yet."""
+        if not self.config.retry:
+            return []
+        retried = {r["retry_of"] for r in rows if r["retry_of"] is not None}
+        return [
+            r for r in rows
+            if r["status"] in (REJECTED, TIED, RACED_OUT) and r["retry_of"] is None and r["candidate"] not in retried
+        ]  # fmt: skip
 
     def _reload(self, opt_id: int) -> None:
-        """A resumed optimization: the structures and scores its finished candidates earned."""
+        """A resumed optimization: the structures and scores its finished candidates earned (not
+        those racing stopped: they did not play every seed)."""
         for row in self.store.db["optimize_iterations"].rows_where(
             "optimization_id = ? AND candidate_run_id IS NOT NULL", [opt_id]
         ):
-            self._load(row["candidate_id"], row["candidate_run_id"])
+            if row["status"] != RACED_OUT:
+                self._load(row["candidate_id"], row["candidate_run_id"])
             self._load(row["parent_id"], row["parent_run_id"])
 
     def _load(self, structure_id: str, run_id: int) -> None:
-        if structure_id not in self.structures:
-            yaml_text = self.store.db.execute("SELECT yaml FROM structures WHERE id = ?", [structure_id]).fetchone()[0]
-            self.structures[structure_id] = structure_from_yaml(yaml_text)
+        self._structure(structure_id)
         if structure_id not in self.scores:
             self.scores[structure_id] = score_run(self.store, run_id)
 
-    def _propose(self, opt_id: int, iteration: int) -> list[dict[str, Any]]:
+    def _prepare_critic(self, parent_score: Score) -> str:
+        """The digest of the parent's run, as text for the critic (and as signals for the heuristic one)."""
         from automem.optimize.digest import build_digest
 
-        c = self.config
-        parent = self._pick_parent(iteration)
-        parent_score = self.scores[parent.id]
         digest = build_digest(self.store, parent_score.run_id)
-        digest_text = digest.to_text(budget_chars=c.digest_chars)
         if isinstance(self.critic, HeuristicCritic):
             from automem.optimize.signals import signals_from_digest
 
             self.critic.signals = signals_from_digest(digest)
         if hasattr(self.critic, "store"):
             self.critic.store = self.store  # an LLM critic's tools read any step or file from it
-        tried = set(self.structures)
+        return digest.to_text(budget_chars=self.config.digest_chars)
+
+    def _propose(self, opt_id: int, iteration: int) -> list[dict[str, Any]]:
+        c = self.config
+        parent = self._pick_parent(iteration)
+        parent_score = self.scores[parent.id]
+        digest_text = self._prepare_critic(parent_score)
         self.say(f"iteration {iteration}: {self.critic.label} revises {parent.name} {parent.id} "
                  f"(progression {parent_score.mean:.2f})")  # fmt: skip
-        proposals = self.critic.propose(parent, digest_text, c.candidates, tried)
+        proposals = self.critic.propose(parent, digest_text, c.candidates, set(self.structures))
         if not proposals:
             proposals = [Proposal(None, "", errors=["the critic had no applicable revision"])]
         for index, proposal in enumerate(proposals):
-            child = proposal.structure
-            if child is not None:
-                self.store.save_structure(child)
-                self.structures[child.id] = child
-            self.store.db["optimize_iterations"].insert(
-                {
-                    "optimization_id": opt_id,
-                    "iteration": iteration,
-                    "candidate": index,
-                    "parent_id": parent.id,
-                    "candidate_id": child.id if child else None,
-                    "critic": self.critic.name,
-                    "digest": digest_text,
-                    "analysis": proposal.analysis,
-                    "proposal": proposal.raw,
-                    "attempts": proposal.attempts,
-                    "tool_calls": json.dumps(proposal.tool_calls),
-                    "changes": json.dumps(structural_changes(parent, child) if child else []),
-                    "wording": json.dumps(wording_changes(parent, child) if child else []),
-                    "status": "pending" if child else "invalid",
-                    "reason": None if child else "; ".join(proposal.errors) or "no proposal",
-                    "parent_run_id": parent_score.run_id,
-                    "parent_mean": parent_score.mean,
-                    "parent_se": parent_score.se,
-                    "parent_tokens_per_step": parent_score.tokens_per_step,
-                    "created_at": now(),
-                    "finished_at": None if child else now(),
-                }  # fmt: skip
-            )
-            if child is None:
-                self.say(f"  candidate {index}: refused: {'; '.join(proposal.errors)}")
+            self._record_proposal(opt_id, iteration, index, parent, parent_score, digest_text, proposal)
         return self._rows(opt_id, iteration)
+
+    def _retry(self, opt_id: int, iteration: int, rejected: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """One more attempt for the critic, shown the rejected candidate's changes and every seed's
+        result beside its parent's."""
+        parent = self._structure(rejected["parent_id"])
+        self._load(rejected["parent_id"], rejected["parent_run_id"])
+        parent_score = self.scores[parent.id]
+        digest_text = self._prepare_critic(parent_score)
+        feedback = rejection_feedback(rejected)
+        self.say(f"  candidate {rejected['candidate']} was {rejected['status']}: the critic tries once more")
+        proposals = self.critic.propose(parent, f"{digest_text}\n\n{feedback}", 1, set(self.structures))
+        proposal = proposals[0] if proposals else Proposal(None, "", errors=["the critic had no other revision"])
+        index = max(r["candidate"] for r in rows) + 1
+        self._record_proposal(
+            opt_id, iteration, index, parent, parent_score, digest_text, proposal, retry_of=rejected["candidate"],
+            feedback=feedback,
+        )  # fmt: skip
+
+    def _record_proposal(
+        self,
+        opt_id: int,
+        iteration: int,
+        index: int,
+        parent: Structure,
+        parent_score: Score,
+        digest_text: str,
+        proposal: Proposal,
+        *,
+        retry_of: int | None = None,
+        feedback: str | None = None,
+    ) -> None:
+        child = proposal.structure
+        if child is not None:
+            self.store.save_structure(child)
+            self.structures[child.id] = child
+        self.store.db["optimize_iterations"].insert(
+            {
+                "optimization_id": opt_id,
+                "iteration": iteration,
+                "candidate": index,
+                "parent_id": parent.id,
+                "candidate_id": child.id if child else None,
+                "critic": self.critic.name,
+                "digest": digest_text if feedback is None else f"{digest_text}\n\n{feedback}",
+                "analysis": proposal.analysis,
+                "proposal": proposal.raw,
+                "attempts": proposal.attempts,
+                "tool_calls": json.dumps(proposal.tool_calls),
+                "changes": json.dumps(structural_changes(parent, child) if child else []),
+                "wording": json.dumps(wording_changes(parent, child) if child else []),
+                "status": "pending" if child else "invalid",
+                "reason": None if child else "; ".join(proposal.errors) or "no proposal",
+                "parent_run_id": parent_score.run_id,
+                "parent_mean": parent_score.mean,
+                "parent_se": parent_score.se,
+                "parent_tokens_per_step": parent_score.tokens_per_step,
+                "retry_of": retry_of,
+                "created_at": now(),
+                "finished_at": None if child else now(),
+            }  # fmt: skip
+        )
+        if child is None:
+            self.say(f"  candidate {index}: refused: {'; '.join(proposal.errors)}")
+
+    def _structure(self, structure_id: str) -> Structure:
+        if structure_id not in self.structures:
+            yaml_text = self.store.db.execute("SELECT yaml FROM structures WHERE id = ?", [structure_id]).fetchone()[0]
+            self.structures[structure_id] = structure_from_yaml(yaml_text)
+        return self.structures[structure_id]
 
     def _judge(self, row: dict[str, Any]) -> None:
         c = self.config
-        child = self.structures.get(row["candidate_id"])
-        if child is None:
-            yaml_text = self.store.db.execute("SELECT yaml FROM structures WHERE id = ?", [row["candidate_id"]])
-            child = structure_from_yaml(yaml_text.fetchone()[0])
+        child = self._structure(row["candidate_id"])
         self._load(row["parent_id"], row["parent_run_id"])
         parent_score = self.scores[row["parent_id"]]
         changes = json.loads(row["changes"] or "[]")
         self.say(f"  candidate {row['candidate']} {child.id}: {'; '.join(changes)}")
-        score = self.evaluate(child, f"{c.name}/i{row['iteration']}c{row['candidate']}-{child.id[:8]}")
-        accepted, reason = score.beats(parent_score)
+        run_name = f"{c.name}/i{row['iteration']}c{row['candidate']}-{child.id[:8]}"
+        decision: Decision | None = None
+        heat = c.gate.race_seeds(c.seeds) if child.id not in self.scores else None
+        if heat is not None:
+            first = self.evaluate(child, run_name, seeds=heat)
+            remaining = (len(c.seeds) - len(heat)) * len(c.tasks)
+            decision = c.gate.hopeless(first.per_seed, parent_score.per_seed, remaining)
+            if decision is not None:
+                saved = remaining * self._seconds_per_episode(first.run_id)
+                decision = replace(decision, extra={"heat_seeds": heat, "saved_seconds": round(saved, 1)})
+                score = first
+        if decision is None:
+            score = self.evaluate(child, run_name)
+            decision = c.gate.decide(
+                score.per_seed, parent_score.per_seed, candidate_tokens=score.tokens_per_step,
+                parent_tokens=parent_score.tokens_per_step,
+            )  # fmt: skip
+            if heat is not None:
+                decision = replace(decision, extra={"heat_seeds": heat, "saved_seconds": 0.0})
         keys = sorted(set(score.per_seed) | set(parent_score.per_seed))
         per_seed = {k: [parent_score.per_seed.get(k), score.per_seed.get(k)] for k in keys}
         self.store.db["optimize_iterations"].update(
             row["id"],
             {
-                "status": "accepted" if accepted else "rejected",
-                "reason": reason,
+                "status": decision.status,
+                "reason": decision.reason,
+                "gate": json.dumps(decision.record()),
                 "candidate_run_id": score.run_id,
                 "candidate_mean": score.mean,
                 "candidate_se": score.se,
@@ -356,7 +431,16 @@ class Optimizer:
                 "finished_at": now(),
             },  # fmt: skip
         )
-        self.say(f"  {'ACCEPTED' if accepted else 'rejected'}: {reason}")
+        self.say(f"  {decision.status.upper() if decision.accepted else decision.status}: {decision.reason}")
+
+    def _seconds_per_episode(self, run_id: int) -> float:
+        """Mean wall time of a run's finished episodes (what racing saves per episode not played)."""
+        spans = [
+            (datetime.fromisoformat(e["finished_at"]) - datetime.fromisoformat(e["started_at"])).total_seconds()
+            for e in self.store.episodes(run_id)
+            if e["status"] == "finished" and e["started_at"] and e["finished_at"]
+        ]
+        return sum(spans) / len(spans) if spans else 0.0
 
     def _result(self, opt_id: int, root_score: Score) -> OptimizeResult:
         evaluated = self._evaluated()
@@ -365,8 +449,31 @@ class Optimizer:
             ((s, sc) for s, sc in evaluated if s.id in accepted),
             key=lambda item: (item[1].mean, -item[1].tokens_per_step),
         )
-        counts = self.store.db.execute(
-            "SELECT COUNT(*), SUM(status = 'accepted') FROM optimize_iterations WHERE optimization_id = ?", [opt_id]
-        ).fetchone()
-        return OptimizeResult(opt_id, best, best_score, root_score, pareto_front(evaluated), int(counts[1] or 0),
-                              int(counts[0]))  # fmt: skip
+        rows = self.store.db.execute(
+            "SELECT status, gate FROM optimize_iterations WHERE optimization_id = ?", [opt_id]
+        ).fetchall()
+        saved = sum(json.loads(gate).get("saved_seconds", 0.0) for _, gate in rows if gate)
+        return OptimizeResult(
+            opt_id, best, best_score, root_score, pareto_front(evaluated),
+            accepted=sum(status == "accepted" for status, _ in rows), candidates=len(rows),
+            raced_out=sum(status == RACED_OUT for status, _ in rows), saved_seconds=saved,
+        )  # fmt: skip
+
+
+def rejection_feedback(row: dict[str, Any]) -> str:
+    """What the critic is shown about its rejected candidate before its one more attempt."""
+    changes = json.loads(row["changes"] or "[]")
+    per_seed = json.loads(row["per_seed"] or "{}")
+    lines = [
+        "## Your previous attempt on this structure was not kept",
+        f"Its changes: {'; '.join(changes) or '(none recorded)'}",
+        f"Verdict ({row['status']}): {row['reason']}",
+        "Progression per seed (parent -> candidate):",
+        *(f"- {key}: {_num(pair[0])} -> {_num(pair[1])}" for key, pair in per_seed.items()),
+        "Propose a different revision: one that addresses why this one did not help, not the same again.",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "not played" if value is None else f"{value:.2f}"

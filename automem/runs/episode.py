@@ -54,12 +54,19 @@ class EpisodeSummary:
     wall_s: float = 0.0
 
 
-def prepare_memory(structure: Structure, folder: Path, *, fresh: bool) -> MemoryFolder:
-    """Create the episode's memory folder and its seed files (a carried-over folder keeps its notes)."""
-    if fresh and folder.exists():
+def prepare_memory(
+    structure: Structure, folder: Path, *, fresh: bool, restore: dict[str, str] | None = None
+) -> MemoryFolder:
+    """Create the episode's memory folder and its seed files (a carried-over folder keeps its notes).
+
+    ``restore``: the folder is made exactly these files first (the end of the episode a chain
+    continues from), whatever an interrupted attempt left in it."""
+    if (fresh or restore is not None) and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     memory = MemoryFolder(folder, structure.memory_limits(), enabled=structure.verbs())
+    if restore:
+        memory.seed(restore)  # through the folder's own confined writes, like the seed files
     memory.seed(structure.seed_files())  # keeps files that exist (scope "run" carries them over)
     return memory
 
@@ -78,7 +85,9 @@ class EpisodeRunner:
         max_steps: int,
         temperature: float = 0.7,
         memory_engine: Engine | None = None,
+        carry: tuple[int, dict[str, str]] | None = None,
     ) -> None:
+        """``carry``: (episode id, its folder at its end) for the next episode of a scope-"run" chain."""
         self.store = store
         self.game = game
         self.structure = structure
@@ -86,7 +95,7 @@ class EpisodeRunner:
         self.seed = seed
         self.max_steps = max_steps
         fresh = structure.context.scope == "episode"
-        self.memory = prepare_memory(structure, memory_dir, fresh=fresh)
+        self.memory = prepare_memory(structure, memory_dir, fresh=fresh, restore=carry[1] if carry else None)
         self.agent = Agent(
             structure, game, engine, self.memory, temperature=temperature, seed=seed, memory_engine=memory_engine
         )
@@ -101,6 +110,7 @@ class EpisodeRunner:
             model=engine.model,
             memory_dir=str(memory_dir),
             memory_seed=self.memory.snapshot(),
+            memory_from=carry[0] if carry else None,
         )
         self.summary = EpisodeSummary(episode_id=self.episode_id, seed=seed, status="running")
         self.observation: str | None = None
@@ -299,4 +309,8 @@ class EpisodeRunner:
     def _finish(self) -> None:
         s = self.summary
         s.wall_s = time.perf_counter() - (self._started or time.perf_counter())
-        self.store.finish_episode(self.episode_id, status=s.status, ended_reason=s.ended_reason, error=s.error)
+        # the folder as it ended: where the next episode of a scope-"run" chain starts
+        memory_end = self.memory.snapshot() if self.structure.context.scope == "run" else None
+        self.store.finish_episode(
+            self.episode_id, status=s.status, ended_reason=s.ended_reason, error=s.error, memory_end=memory_end
+        )

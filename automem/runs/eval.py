@@ -12,6 +12,7 @@ restarts.
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import threading
@@ -96,6 +97,11 @@ class EpisodeJob:
     engine_options: tuple[tuple[str, Any], ...] = ()
     memory_engine_spec: str | None = None
     memory_engine_options: tuple[tuple[str, Any], ...] = ()
+    #: scope "run": this job continues a chain (one per task, in seed order) whose folder is shared
+    chain: bool = False
+    #: the chain's previous seed: this episode starts from the folder that one ended with (None:
+    #: the chain's first, from the structure's seed files)
+    carry_after: int | None = None
 
 
 @dataclass
@@ -109,8 +115,7 @@ class EvalPlan:
 # -- planning and resume ---------------------------------------------------------------------
 def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
     check_structure_fits(config.structure, config.game)
-    if config.structure.context.scope == "run":
-        raise EvalError("eval plays episodes in parallel; structures with scope 'run' need `automem run`")
+    chain = config.structure.context.scope == "run"
     resolved: list[str] = []
     for task in config.tasks:
         probe = make_game(config.game, task)  # validates the task and gives its canonical name
@@ -139,8 +144,6 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
             },
         )
     else:
-        import json
-
         previous = json.loads(existing["config"] or "{}")
         diff = {k: (previous.get(k), v) for k, v in fingerprint.items() if previous.get(k) != v}
         if diff:
@@ -161,6 +164,7 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
         engine_options["n_threads"] = max(1, (os.cpu_count() or 1) // config.workers)
     folder = memory_root(store) / safe_name(config.run_name)
     yaml_text = config.structure.to_yaml()
+    seeds = config.seeds_per_task()
     jobs = [
         EpisodeJob(
             db_path=str(store.path),
@@ -171,17 +175,28 @@ def plan_eval(store: Store, config: EvalConfig) -> EvalPlan:
             structure_yaml=yaml_text,
             max_steps=config.max_steps,
             temperature=config.temperature,
-            memory_dir=str(folder / safe_name(task) / f"seed{seed}"),
+            memory_dir=str(folder / safe_name(task) / ("shared" if chain else f"seed{seed}")),
             engine_spec=config.engine_spec,
             engine_options=tuple(sorted(engine_options.items())),
             memory_engine_spec=config.memory_engine_spec,
             memory_engine_options=tuple(sorted(config.memory_engine_options.items())),
+            chain=chain,
+            carry_after=seeds[index - 1] if chain and index else None,
         )
         for task in resolved
-        for seed in config.seeds_per_task()
+        for index, seed in enumerate(seeds)
         if (task, seed) not in done
     ]
     return EvalPlan(run_id=run_id, jobs=jobs, skipped=skipped, restarted=restarted)
+
+
+def chains(jobs: list[EpisodeJob]) -> list[list[EpisodeJob]]:
+    """The units a worker plays: one job each, or for scope "run" one chain per task, in seed order
+    (an episode cannot start before the one whose folder it continues has ended)."""
+    units: dict[Any, list[EpisodeJob]] = {}
+    for index, job in enumerate(jobs):
+        units.setdefault(job.task if job.chain else index, []).append(job)
+    return list(units.values())
 
 
 # -- playing one job --------------------------------------------------------------------------
@@ -223,6 +238,11 @@ def play_job(job: EpisodeJob, stop: threading.Event | None = None) -> EpisodeSum
         _cached_engine(job.memory_engine_spec, job.memory_engine_options) if job.memory_engine_spec else None
     )
     store = Store(job.db_path)
+    try:
+        carry = _carry(store, job) if job.chain else None
+    except BaseException:
+        store.close()
+        raise
     game = make_game(job.game, job.task)
     try:
         runner = EpisodeRunner(
@@ -236,6 +256,7 @@ def play_job(job: EpisodeJob, stop: threading.Event | None = None) -> EpisodeSum
             max_steps=job.max_steps,
             temperature=job.temperature,
             memory_engine=memory_engine,
+            carry=carry,
         )
         if stop is None:
             return runner.run()
@@ -246,6 +267,37 @@ def play_job(job: EpisodeJob, stop: threading.Event | None = None) -> EpisodeSum
     finally:
         game.close()
         store.close()
+
+
+def _carry(store: Store, job: EpisodeJob) -> tuple[int | None, dict[str, str]]:
+    """Where a chained episode starts: the folder its predecessor ended with (or empty, first)."""
+    if job.carry_after is None:
+        return None, {}
+    previous = store.finished_episode(job.run_id, job.task or "", job.carry_after)
+    if previous is None:
+        raise EvalError(
+            f"seed {job.seed} continues the memory of seed {job.carry_after}, which has not finished in this run"
+        )
+    return int(previous["id"]), json.loads(previous["memory_end"] or "{}")
+
+
+def play_chain(
+    chain: list[EpisodeJob], stop: threading.Event | None = None
+) -> list[tuple[EpisodeJob, EpisodeSummary | None, BaseException | None]]:
+    """Play a scope-"run" chain in order, each episode from the folder the previous one ended with;
+    it stops at the first episode that does not finish (a later one would start from a folder
+    that a rerun of that episode would not leave): the run's next invocation resumes there."""
+    out: list[tuple[EpisodeJob, EpisodeSummary | None, BaseException | None]] = []
+    for job in chain:
+        try:
+            summary = play_job(job, stop)
+        except Exception as exc:
+            out.append((job, None, exc))
+            break
+        out.append((job, summary, None))
+        if summary.status != "finished":
+            break
+    return out
 
 
 def play_remote(job: EpisodeJob) -> tuple[dict[str, Any], EpisodeSummary]:
@@ -316,6 +368,8 @@ def run_eval_ray(
         else:
             kwargs["num_cpus"] = config.workers
         ray.init(**kwargs)
+    if any(job.chain for job in plan.jobs):
+        raise EvalError("--executor ray does not play scope 'run' chains yet: use the local executor")
     remote = ray.remote(num_cpus=1, max_retries=0)(play_remote)
     refs = {remote.remote(job): job for job in plan.jobs}
     pending = list(refs)
@@ -371,16 +425,20 @@ def run_eval(
     status = "interrupted"
     stop = threading.Event() if mode == "thread" else None
     try:
-        futures: dict[Future[EpisodeSummary], EpisodeJob] = {
-            (executor.submit(play_job, j, stop) if stop else executor.submit(play_job, j)): j for j in plan.jobs
+        futures: dict[Future[Any], list[EpisodeJob]] = {
+            (executor.submit(play_chain, unit, stop) if stop else executor.submit(play_chain, unit)): unit
+            for unit in chains(plan.jobs)
         }
         for fut in as_completed(futures):
             try:
-                summary = fut.result()
-            except Exception as exc:
-                outcomes.add(futures[fut], None, exc)
+                results = fut.result()
+            except Exception as exc:  # the worker itself died: its unit's first episode failed
+                outcomes.add(futures[fut][0], None, exc)
                 continue
-            outcomes.add(futures[fut], summary, None)
+            for job, summary, error in results:
+                outcomes.add(job, summary, error)
+            if len(results) < len(futures[fut]):
+                outcomes.errors += 1  # a chain stopped early: the run is not finished
         status = outcomes.status()
     finally:
         if stop is not None:

@@ -239,6 +239,7 @@ class Store:
         model: str,
         memory_dir: str,
         memory_seed: dict[str, str],
+        memory_from: int | None = None,
     ) -> int:
         row = {
             "run_id": run_id,
@@ -255,6 +256,7 @@ class Store:
             "achievements": "[]",
             "memory_dir": memory_dir,
             "memory_seed": json.dumps(memory_seed),
+            "memory_from": memory_from,
             "started_at": now(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -376,11 +378,30 @@ class Store:
         return json.loads(row[0]) if row and row[0] else []
 
     def finish_episode(
-        self, episode_id: int, *, status: str, ended_reason: str | None = None, error: str | None = None
+        self,
+        episode_id: int,
+        *,
+        status: str,
+        ended_reason: str | None = None,
+        error: str | None = None,
+        memory_end: dict[str, str] | None = None,
     ) -> None:
-        self.db["episodes"].update(
-            episode_id, {"status": status, "ended_reason": ended_reason, "error": error, "finished_at": now()}
+        row: dict[str, Any] = {"status": status, "ended_reason": ended_reason, "error": error, "finished_at": now()}
+        if memory_end is not None:
+            row["memory_end"] = json.dumps(memory_end)
+        self.db["episodes"].update(episode_id, row)
+
+    def finished_episode(self, run_id: int, task: str, seed: int) -> dict[str, Any] | None:
+        """The run's finished episode of this task and seed (the newest, if several)."""
+        rows = list(
+            self.db["episodes"].rows_where(
+                "run_id = ? AND task = ? AND seed = ? AND status = 'finished'",
+                [run_id, task, seed],
+                order_by="id DESC",
+                limit=1,
+            )  # fmt: skip
         )
+        return rows[0] if rows else None
 
     # -- reading --------------------------------------------------------------------------
     def episode(self, episode_id: int) -> dict[str, Any]:

@@ -327,3 +327,19 @@ def m007_episode_owner(db: Database) -> None:
     # process has gone without recording an end, instead of showing them as running forever
     db["episodes"].add_column("host", str)
     db["episodes"].add_column("pid", int)
+
+
+@migrations()
+def m008_gate_and_retries(db: Database) -> None:
+    # loop 1's paired gate: its settings and figures with each decision (JSON), and the rejected
+    # candidate a retry answers (its candidate index in the same iteration)
+    db["optimize_iterations"].add_column("gate", str)
+    db["optimize_iterations"].add_column("retry_of", int)
+
+
+@migrations()
+def m009_episode_memory_carry(db: Database) -> None:
+    # scope "run": the folder an episode ended with (JSON {path: content}) and the episode whose
+    # end it started from, so a chain of episodes resumes from the last one that finished
+    db["episodes"].add_column("memory_end", str)
+    db["episodes"].add_column("memory_from", int)

@@ -27,7 +27,7 @@ class Decision:
     """What loop 1 (``automem optimize``) decided on a structure its critic proposed."""
 
     status: str  # pending | accepted | rejected | invalid | failed
-    reason: str  # why, with both scores (see automem.optimize.loop.Score.beats)
+    reason: str  # why, with the paired figures (see automem.optimize.gate.Gate)
     changes: tuple[str, ...]  # the structural changes from its parent
     wording: tuple[str, ...]  # wording-only fields that changed too
     optimization: str
@@ -37,9 +37,12 @@ class Decision:
 
     @property
     def mark(self) -> Text:
-        """✓ accepted, ✗ rejected (or refused), … not judged yet."""
+        """✓ accepted, = a cheaper tie (on the front, not accepted), ✗ rejected, raced out or refused,
+        … not judged yet."""
         if self.status == "accepted":
             return Text("✓", style="bold green")
+        if self.status == "tied":
+            return Text("=", style="bold yellow")
         if self.status == "pending":
             return Text("…", style="dim")
         return Text("✗", style="bold red")
@@ -190,7 +193,14 @@ def summary(entry: StructureEntry, *, next_episode: bool = False) -> Text:
 
 
 #: how each decision reads in the summary
-_DECISION_STYLE = {"accepted": "bold green", "rejected": "bold red", "invalid": "bold red", "failed": "bold red"}
+_DECISION_STYLE = {
+    "accepted": "bold green",
+    "tied": "bold yellow",
+    "rejected": "bold red",
+    "raced_out": "red",
+    "invalid": "bold red",
+    "failed": "bold red",
+}
 
 
 def decision_text(d: Decision) -> Text:
