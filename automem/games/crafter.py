@@ -73,7 +73,12 @@ _FACING = {(-1, 0): "west", (1, 0): "east", (0, -1): "north", (0, 1): "south"}
 #: the player walks only on these (cows, zombies, trees, water, tables ... block; lava kills)
 _WALKABLE = np.zeros(len(ID_NAMES), dtype=bool)
 _WALKABLE[[_ID[m] for m in constants.walkable]] = True
-MOVES: dict[str, tuple[int, int]] = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
+MOVES: dict[str, tuple[int, int]] = {
+    "move_left": (-1, 0),
+    "move_right": (1, 0),
+    "move_up": (0, -1),
+    "move_down": (0, 1),
+}
 
 
 def _check_ids(env: crafter.Env) -> None:

@@ -125,6 +125,8 @@ def nle_state(
     chars = [r[:MAP_COLS] for r in rows[1 : 1 + MAP_ROWS]]
     boulder = obj & (screen.chars[1 : 1 + MAP_ROWS, :MAP_COLS] == ord("`"))
     walkable = _WALKABLE[cmap] | (obj & ~boulder)
+    # monsters move and stand on floor: a path may lead through them (passable_directions says who is there)
+    walkable |= monster
     walkable[y, x] = True  # the player's own cell
     notable = _NOTABLE[cmap] | monster | obj
     notable[y, x] = False
