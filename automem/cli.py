@@ -896,6 +896,7 @@ def compare(
         "unproductive_action_rate": "unproductive actions (stuck, oscillating)",
         "memory_chars_per_step": "memory context (chars/step)",
         "memory_tokens_per_step": "memory context (tokens/step)",
+        "helper_writes_per_step": "helper writes per step (apart from the above)",
     }  # fmt: skip
     for key, label in labels.items():
         values = [getattr(r, key) for r in rows]
