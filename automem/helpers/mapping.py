@@ -112,7 +112,7 @@ def _frontier(state: GameState, near: set[tuple[int, int]]) -> list[tuple[int, i
 class TargetParams(HelperParams):
     targets: str = Field(default="", description="comma-separated kinds (e.g. tree,water); empty: the game's usual")
     max_targets: int = Field(default=4, ge=1, le=12, description="kinds listed, nearest first")
-    remember: bool = Field(default=True, description="Crafter: also name kinds seen earlier, now out of view")
+    remember: bool = Field(default=True, description="also name kinds seen earlier, now out of view or underfoot")
 
 
 class NearestTargets(Helper):
@@ -128,7 +128,7 @@ class NearestTargets(Helper):
 
     def __init__(self, params: TargetParams | None = None) -> None:
         super().__init__(params)
-        self._seen: dict[str, tuple[int, int]] = {}  # kind -> absolute cell (Crafter's world is one level)
+        self._seen: dict[tuple[int | None, str], tuple[int, int]] = {}  # (level, kind) -> where last seen
         self._near: set[tuple[int | None, int, int]] = set()  # (level, x, y) the player stood on or next to
 
     def _kinds(self, game: str) -> list[str]:
@@ -153,16 +153,19 @@ class NearestTargets(Helper):
             else:
                 spots = [(t.dx, t.dy) for t in state.things if t.kind == kind or t.kind.startswith(kind + " ")]
             best = self._best(state, paths, spots)
+            key = (state.depth, kind)
             if best is not None:
                 found.append((best[0], f"{kind}: {direction_word(*best[1])} ({best[2]})"))
-                if state.position is not None:
-                    self._seen[kind] = (state.position[0] + best[1][0], state.position[1] + best[1][1])
-            elif p.remember and state.game == "crafter" and kind in self._seen and state.position is not None:
-                x, y = self._seen[kind]
+                if state.position is not None and kind != "unexplored":
+                    self._seen[key] = (state.position[0] + best[1][0], state.position[1] + best[1][1])
+            elif p.remember and key in self._seen and state.position is not None:
+                x, y = self._seen[key]
                 dx, dy = x - state.position[0], y - state.position[1]
-                found.append(
-                    (abs(dx) + abs(dy) + 1000, f"{kind}: {direction_word(dx, dy)} (seen earlier, out of view)")
-                )
+                if not (dx or dy):  # NetHack draws the player over the stairs it stands on
+                    found.append((0, f"{kind}: here, under you"))
+                else:
+                    text = f"{kind}: {direction_word(dx, dy)} (seen earlier, out of view)"
+                    found.append((abs(dx) + abs(dy) + 1000, text))
         if not found:
             return []
         found.sort(key=lambda f: f[0])
@@ -191,7 +194,8 @@ class NearestTargets(Helper):
                 moves, first = paths[option]
                 if best is None or moves < best[0]:
                     step = move_name(state, *first) if moves else None
-                    how = f"{moves} moves, first {step}" if step else ("here" if cell == option else "adjacent")
+                    plural = "move" if moves == 1 else "moves"
+                    how = f"{moves} {plural}, first {step}" if step else ("here" if cell == option else "adjacent")
                     best = (moves, (dx, dy), how)
         if best is None and spots:  # seen but no known way there: the straight-line offset
             dx, dy = min(spots, key=lambda s: abs(s[0]) + abs(s[1]))

@@ -53,7 +53,8 @@ class StuckDetector(Helper):
         if ctx.last_action is not None:
             self._actions.append(ctx.last_action)
             self._rewards.append(ctx.last_reward)
-        if len(self._seen) < self.window or any(self._rewards):
+        # a penalty (MiniHack's -0.01 for bumping into stone) is no progress: only a gain breaks the loop
+        if len(self._seen) < self.window or any(r > 0 for r in self._rewards):
             return []
         if len(set(self._seen)) <= self.max_distinct or len(set(self._actions)) == 1:
             return [
