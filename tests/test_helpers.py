@@ -398,3 +398,123 @@ def test_cli_lists_helpers() -> None:
     assert table.exit_code == 0 and "achievement_checklist" in table.output and "[x] name" in table.output
     bad = runner.invoke(app, ["helpers", "chess"])
     assert bad.exit_code == 2 and "unknown game 'chess'" in bad.output
+
+
+# -- the critics ------------------------------------------------------------------------------
+def test_the_llm_critic_is_shown_the_catalogue_for_its_game() -> None:
+    from automem.optimize.critics import critic_messages
+
+    crafter = critic_messages(load_builtin("crafter-v0"), "digest", whole=False, tried=[])[0]["content"]
+    assert all(f"- {name} (" in crafter for name in helper_names())
+    assert "window: int = 6" in crafter and "writes `path` (default log.md)" in crafter
+    nethack = critic_messages(load_builtin("nethack-v0"), "digest", whole=False, tried=[])[0]["content"]
+    assert "achievement_checklist" not in nethack and "- passable_directions (" in nethack
+
+
+@pytest.mark.parametrize(
+    ("signals", "change"),
+    [
+        ({"oscillation_rate": 0.4, "steps": 50}, "helpers: + oscillation_detector"),
+        ({"starvation_deaths": 2, "steps": 50}, "helpers: + vitals_warning"),
+        ({"lookups": 10, "empty_lookup_rate": 0.7, "steps": 50}, "helpers: + auto_log(path=log.md)"),
+        ({"longest_zero_reward_streak": 40, "steps": 50}, "helpers: + achievement_checklist"),
+    ],
+)
+def test_heuristic_switches_helpers_on_from_signals(signals: dict, change: str) -> None:
+    from automem.optimize.helper_mutations import switch_on_helpers
+    from automem.optimize.heuristic import Signals
+
+    s = load_builtin("crafter-v0")
+    (m,) = [m for m in switch_on_helpers(s, Signals(**signals)) if change in m.changes(s)]
+    assert m.structure.parent == s.id and m.structure.author == "heuristic"
+    # applied again, the same signal tunes the helper instead of adding it twice (or proposes nothing)
+    again = switch_on_helpers(m.structure, Signals(**signals))
+    assert all(change not in x.changes(m.structure) for x in again)
+
+
+def test_heuristic_tunes_helpers_already_on_and_respects_the_game() -> None:
+    from automem.optimize.helper_mutations import switch_on_helpers
+    from automem.optimize.heuristic import FileSignal, Signals
+
+    s = load_builtin("nethack-v0").derive(author="test", helpers=[{"name": "vitals_warning"}])
+    changes = [c for m in switch_on_helpers(s, Signals(steps=50, starvation_deaths=1)) for c in m.changes(s)]
+    assert changes == ["helpers.vitals_warning.hp_fraction: (default) -> 0.7"]
+    streak = [c for m in switch_on_helpers(s, Signals(steps=50, longest_zero_reward_streak=40)) for c in m.changes(s)]
+    assert streak == ["helpers: + nearest_targets"]  # NetHack has no achievement checklist
+    crafter = load_builtin("crafter-v0")
+    growing = Signals(steps=50, files={"notes.md": FileSignal("notes.md", growth_chars_per_step=20.0, final_lines=19)})
+    spec = next(f for f in crafter.files if not f.read_only and "key" not in f.format.lower() and f.max_lines >= 4)
+    growing.files = {spec.path: FileSignal(spec.path, growth_chars_per_step=20.0, final_lines=spec.max_lines)}
+    (prune,) = switch_on_helpers(crafter, growing)
+    assert prune.structure.helper("auto_prune").params == {
+        "path": spec.path, "max_lines": spec.max_lines - 1, "keep": spec.max_lines // 2,
+    }  # fmt: skip
+
+
+def test_starvation_is_read_from_the_death_cause() -> None:
+    from types import SimpleNamespace
+
+    from automem.optimize.signals import signals_from_digest
+    from automem.runs.memory_metrics import MemoryMetrics
+
+    def episode(cause: str) -> SimpleNamespace:
+        return SimpleNamespace(steps=10, invalid_outputs=0, unchanged_observations=0, longest_zero_reward_streak=0,
+                               log_budget_exhausted=0, died=True, death_cause=cause)  # fmt: skip
+
+    digest = SimpleNamespace(
+        episodes=[episode("died; last seen at step 9: health: 0/9, food: 0/9"), episode("died; last seen: HP:0(12)")],
+        files={},
+        memory=MemoryMetrics(unrewarded_steps=10, oscillating=3, lookups=4, empty_lookups=2),
+    )
+    sig = signals_from_digest(digest)
+    assert sig.starvation_deaths == 1 and sig.oscillation_rate == 0.3 and sig.empty_lookup_rate == 0.5
+
+
+# -- a structure with the helpers plays every game with the bundled model -------------------------
+def _with_helpers(game: str):
+    base = load_builtin(f"{game}-v0")
+    files = [*(f.model_dump(mode="json") for f in base.files)]
+    # the log a helper keeps is declared (pinned, read-only for the model) like any memory file
+    files.append({"path": "log.md", "purpose": "actions and outcomes (auto_log)", "pinned": True, "read_only": True,
+                  "max_lines": 5, "max_chars": 1000})  # fmt: skip
+    helpers = [{"name": i.name, "params": {}} for i in catalogue(game)]
+    for h in helpers:
+        if h["name"] == "auto_log":
+            h["params"] = {"path": "log.md", "max_lines": 5}
+    return base.derive(author="test", files=files, helpers=helpers)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("game", "task"), [("crafter", None), ("minihack", "Room-5x5"), ("nethack", None)])
+def test_a_structure_with_helpers_plays_and_records_helper_ops(store, engine, game: str, task: str | None) -> None:
+    from automem.optimize.digest import build_digest
+    from automem.runs import RunConfig, execute_run
+    from automem.runs.memory_metrics import episode_metrics
+    from automem.runs.replay import EpisodeReplay
+    from automem.tui.widgets.actions_pane import _op_text, replay_lines
+
+    structure = _with_helpers(game)
+    config = RunConfig(game=game, task=task, seeds=[42], structure=structure, engine_spec="llamacpp", max_steps=2)
+    run_id, (summary,) = execute_run(config, store, engine)
+    assert summary.status == "finished" and summary.steps == 2
+    ops = store.memory_ops_of(summary.episode_id, source="helper")
+    # step 1's log line is the outcome of step 0's action, written through the trusted path
+    assert [(o["step"], o["phase"], o["verb"], o["path"], o["ok"]) for o in ops if o["path"] == "log.md"] == [
+        (1, "HELPER", "write", "log.md", 1)
+    ]
+    assert all(o["llm_call_id"] is None and json.loads(o["args"])["helper"] for o in ops)
+    notes = [s["helper_notes"] for s in store.steps(summary.episode_id)]
+    assert all("Open moves:" in n for n in notes)  # passable_directions ran on every step
+    # counted apart: the model's look-ups and writes are its own, the helpers' are helper_writes
+    metrics = episode_metrics(store, summary.episode_id)
+    assert metrics.helper_writes == len(ops)
+    digest = build_digest(store, run_id)
+    log = digest.files["log.md"]
+    assert log.helper_writes == 1 and log.writes == 0 and log.redundant_writes == 0
+    assert digest.episodes[0].helper_ops == len(ops)
+    # the replay rebuilds the helper's file and shows its operation in the helper's colour
+    replay = EpisodeReplay(store, summary.episode_id)
+    assert replay.memory(1)["log.md"].startswith("step 0: ")
+    (line,) = [x for x in replay_lines(replay.step(1)) if getattr(x, "path", None) == "log.md"]
+    text = _op_text(line)
+    assert text.plain.startswith("    helper: ok: wrote log.md") and any("blue" in str(s.style) for s in text.spans)
