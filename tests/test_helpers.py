@@ -336,6 +336,19 @@ def test_structures_validate_helpers_against_the_catalogue() -> None:
     assert load_builtin("crafter-v0").id == "a74f294ccd05"
 
 
+def test_the_docs_list_the_catalogue_and_their_example_is_valid() -> None:
+    docs = Path(__file__).parent.parent / "docs"
+    text = (docs / "helpers.md").read_text()
+    text = text[text.index("## The catalogue") : text.index("## The typed state")]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, re.M)
+    assert sorted(name for name, _ in rows) == helper_names()
+    for name, games in rows:
+        info = next(i for i in catalogue() if i.name == name)
+        assert games.strip() == (", ".join(info.games) or "any")
+    example = structure_from_yaml((docs / "examples" / "crafter-helpers.yaml").read_text())
+    assert {h.name for h in example.helpers} >= {"auto_log", "achievement_checklist", "nearest_targets"}
+
+
 def _plugin(tmp_path: Path) -> Path:
     """A real installed distribution (a dist-info on sys.path) declaring an automem.helpers entry point."""
     site = tmp_path / "site"

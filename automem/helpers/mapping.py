@@ -122,7 +122,7 @@ class NearestTargets(Helper):
     games = ("crafter", "minihack", "nethack")
     description = (
         "a note with the nearest thing of each target kind: its offset, the moves to reach it and the first move "
-        "(Crafter: also kinds seen earlier out of view; NetHack/MiniHack: the nearest unexplored area)"
+        "(also kinds seen earlier, now out of view or underfoot; NetHack/MiniHack: the nearest unexplored ground)"
     )
     Params = TargetParams
 

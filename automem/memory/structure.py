@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from automem.memory.folder import FileLimits, MemoryLimits
 from automem.memory.ops import READ_VERBS, Verb
@@ -146,15 +154,19 @@ class Structure(_Strict):
             raise ValueError(f"duplicate file paths: {', '.join(dupes)}")
         if len(self.files) > self.operations.max_files:
             raise ValueError("more files declared than operations.max_files allows")
-        if self.game is not None:
-            registry = _catalogue()
-            for h in self.helpers:
-                info = registry.helper_info(h.name)
-                if not info.supports(self.game):
-                    raise ValueError(
-                        f"helper {h.name} does not support {self.game}; it supports: {', '.join(info.games)}"
-                    )
         return self
+
+    @field_validator("helpers")
+    @classmethod
+    def _helpers_fit_the_game(cls, helpers: list[HelperSpec], info: ValidationInfo) -> list[HelperSpec]:
+        game = info.data.get("game")  # declared before helpers, so already validated
+        if game is not None:
+            registry = _catalogue()
+            for h in helpers:
+                found = registry.helper_info(h.name)
+                if not found.supports(game):
+                    raise ValueError(f"helper {h.name} does not support {game}; it supports: {', '.join(found.games)}")
+        return helpers
 
     # -- identity -------------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
