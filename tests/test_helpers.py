@@ -161,6 +161,21 @@ def test_auto_prune_cuts_files_past_their_size(crafter: Game, tmp_path: Path) ->
     assert memory.read("rules.md").splitlines() == long.splitlines()  # read-only: the structure's, never cut
 
 
+def test_map_keeper_keeps_places_by_coordinates(crafter: Game, tmp_path: Path) -> None:
+    crafter.reset(42)
+    start = crafter.state()
+    trees = {f"{start.position[0] + t.dx},{start.position[1] + t.dy}: tree" for t in start.things if t.kind == "tree"}
+    memory = _memory(tmp_path)
+    drive(crafter, [_one("map_keeper", crafter, max_lines=200)], ["move_down"] * 8, memory)
+    lines = memory.read("map.md").splitlines()
+    now = crafter.state()
+    assert lines[0] == f"you: {now.position[0]},{now.position[1]}"
+    assert trees and trees <= set(lines)  # out of view now, still on the map at their world coordinates
+    for t in now.things:  # and what is in view is there too, nearest first
+        if t.kind in ("tree", "stone", "water", "coal", "iron"):
+            assert f"{now.position[0] + t.dx},{now.position[1] + t.dy}: {t.kind}" in lines
+
+
 def test_position_tracker_follows_the_game(crafter: Game, tmp_path: Path) -> None:
     crafter.reset(42)
     memory = _memory(tmp_path)

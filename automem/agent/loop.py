@@ -189,7 +189,10 @@ class Agent:
             memory=self._helper_memory,
         )
         for helper in self.helpers:
-            out.extend(helper.step(ctx))
+            try:
+                out.extend(helper.step(ctx))
+            except Exception as exc:  # a helper's bug (a plugin's too) is a note, not the episode's end
+                out.append(f"(helper {helper.name} failed: {type(exc).__name__}: {exc})")
         for index, (name, result) in enumerate(self._helper_memory.take()):
             # phase HELPER, turn = order within the step: the replay rebuilds the folder in id order
             rec = OpRecord.from_result(result, phase="HELPER", turn=index, source="helper")

@@ -109,3 +109,65 @@ class AutoPrune(Helper):
                 if result is not None and result.ok:
                     notes.append(f"{path} had {len(lines)} lines; its oldest were cut, {p.keep} kept.")
         return notes
+
+
+#: fixed things worth a place on the map (creatures and items move, so they are left out)
+MAP_KINDS = {
+    "crafter": "water,tree,stone,coal,iron,diamond,table,furnace,lava",
+    "minihack": "stairs down,stairs up,closed door,open door,fountain,altar,trap,lava,water",
+    "nethack": "stairs down,stairs up,ladder down,ladder up,closed door,open door,fountain,altar,sink,throne,trap",
+}
+
+
+class MapKeeperParams(HelperParams):
+    path: str = Field(default="map.md", pattern=_PATH, description="the map file")
+    max_lines: int = Field(default=30, ge=2, le=500, description="places kept, nearest first")
+    kinds: str = Field(default="", description="comma-separated kinds to keep; empty: the game's fixed features")
+
+
+class MapKeeper(Helper):
+    """A coordinate-keyed map of fixed things seen (resources, stairs, doors), nearest first."""
+
+    name = "map_keeper"
+    games = ("crafter", "minihack", "nethack")
+    description = "nothing in the prompt itself; keeps a map of where fixed things were seen, keyed by coordinates"
+    writes = (
+        "`path` (default map.md): `you: x,y` then one `x,y: kind` line per place (`L2 x,y: kind` on NetHack levels), "
+        "nearest first, places seen gone (a felled tree) removed"
+    )
+    Params = MapKeeperParams
+
+    def __init__(self, params: MapKeeperParams | None = None) -> None:
+        super().__init__(params)
+        self._places: dict[tuple[int | None, int, int], str] = {}
+
+    def step(self, ctx: HelperContext) -> list[str]:
+        p: MapKeeperParams = self.params  # type: ignore[assignment]
+        state = ctx.state
+        if state.position is None or not state.local_map:
+            return []
+        kinds = {k.strip() for k in (p.kinds or MAP_KINDS.get(state.game, "")).split(",") if k.strip()}
+        x, y = state.position
+        # every cell of the map in view is seen now: forget what was there, then note what is
+        rows, cols = len(state.local_map), len(state.local_map[0])
+        ox, oy = x - state.origin[0], y - state.origin[1]
+        if state.game == "crafter":  # the view moves with the player; NetHack's map is the whole level
+            for key in [k for k in self._places if k[0] == state.depth]:
+                if 0 <= key[1] - ox < cols and 0 <= key[2] - oy < rows:
+                    del self._places[key]
+        else:
+            self._places = {k: v for k, v in self._places.items() if k[0] != state.depth}
+        for t in state.things:
+            if t.kind in kinds:
+                self._places[(state.depth, x + t.dx, y + t.dy)] = t.kind
+        here = [k for k in self._places if k[0] == state.depth]
+
+        def moves(k: tuple[int | None, int, int]) -> int:
+            dx, dy = abs(k[1] - x), abs(k[2] - y)
+            return max(dx, dy) if state.diagonal else dx + dy
+
+        here.sort(key=lambda k: (moves(k), k[2], k[1]))
+        level = f"L{state.depth} " if state.depth is not None else ""
+        lines = [f"you: {level}{x},{y}"] + [f"{level}{k[1]},{k[2]}: {self._places[k]}" for k in here]
+        ctx.memory.write(self.name, p.path, "\n".join(lines[: p.max_lines]))
+        return []

@@ -24,6 +24,7 @@ _BUILTIN = {
     "stuck_detector": "automem.helpers.observation:StuckDetector",
     "auto_log": "automem.helpers.memory_keeping:AutoLog",
     "auto_prune": "automem.helpers.memory_keeping:AutoPrune",
+    "map_keeper": "automem.helpers.memory_keeping:MapKeeper",
     "position_tracker": "automem.helpers.movement:PositionTracker",
     "oscillation_detector": "automem.helpers.movement:OscillationDetector",
     "passable_directions": "automem.helpers.mapping:PassableDirections",
