@@ -93,6 +93,7 @@ class Helper:
     #: which memory files it writes and how; empty when it only adds notes
     writes: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    params: BaseModel  # a subclass narrows it to its own Params
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -61,9 +61,10 @@ class PassableDirections(Helper):
     games = ("crafter", "minihack", "nethack")
     description = "a note listing the open moves from the player's cell and what blocks the others"
     Params = PassableParams
+    params: PassableParams
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: PassableParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if not state.moves or not state.local_map:
             return []
@@ -125,6 +126,7 @@ class NearestTargets(Helper):
         "(also kinds seen earlier, now out of view or underfoot; NetHack/MiniHack: the nearest unexplored ground)"
     )
     Params = TargetParams
+    params: TargetParams
 
     def __init__(self, params: TargetParams | None = None) -> None:
         super().__init__(params)
@@ -132,12 +134,12 @@ class NearestTargets(Helper):
         self._near: set[tuple[int | None, int, int]] = set()  # (level, x, y) the player stood on or next to
 
     def _kinds(self, game: str) -> list[str]:
-        p: TargetParams = self.params  # type: ignore[assignment]
+        p = self.params
         text = p.targets or DEFAULT_TARGETS.get(game, "")
         return [k.strip() for k in text.split(",") if k.strip()]
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: TargetParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if not state.local_map:
             return []

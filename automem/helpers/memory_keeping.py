@@ -56,6 +56,7 @@ class AutoLog(Helper):
         "`path` (default log.md): one line per step, `step N: action -> outcome`, the oldest dropped past max_lines"
     )
     Params = AutoLogParams
+    params: AutoLogParams
 
     def __init__(self, params: AutoLogParams | None = None) -> None:
         super().__init__(params)
@@ -63,7 +64,7 @@ class AutoLog(Helper):
         self._text: str | None = None
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: AutoLogParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if ctx.last_action is not None and ctx.step > 0:
             line = f"step {ctx.step - 1}: {ctx.last_action} -> " + outcome(
@@ -95,9 +96,10 @@ class AutoPrune(Helper):
     description = "a note naming each file it cut back this step"
     writes = "`path` (or every writable file for *): cut to its newest `keep` lines once past `max_lines`"
     Params = AutoPruneParams
+    params: AutoPruneParams
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: AutoPruneParams = self.params  # type: ignore[assignment]
+        p = self.params
         paths = ctx.memory.paths() if p.path == "*" else [p.path]
         notes = []
         for path in paths:
@@ -136,13 +138,14 @@ class MapKeeper(Helper):
         "nearest first, places seen gone (a felled tree) removed"
     )
     Params = MapKeeperParams
+    params: MapKeeperParams
 
     def __init__(self, params: MapKeeperParams | None = None) -> None:
         super().__init__(params)
         self._places: dict[tuple[int | None, int, int], str] = {}
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: MapKeeperParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if state.position is None or not state.local_map:
             return []

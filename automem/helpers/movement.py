@@ -29,16 +29,17 @@ class PositionTracker(Helper):
     description = "a note with the player's x/y (and level), visits to this cell, distinct cells over `window` steps"
     writes = "`path` when set: one line per visited cell, `level L x,y: N visits, last step S`, newest first"
     Params = PositionParams
+    params: PositionParams
 
     def __init__(self, params: PositionParams | None = None) -> None:
         super().__init__(params)
-        p: PositionParams = self.params  # type: ignore[assignment]
+        p = self.params
         self._visits: Counter[tuple[int | None, int, int]] = Counter()
         self._last: dict[tuple[int | None, int, int], int] = {}
         self._recent: deque[tuple[int | None, int, int]] = deque(maxlen=p.window)
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: PositionParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if state.position is None:
             return []
@@ -76,16 +77,17 @@ class OscillationDetector(Helper):
         "with an open direction not tried lately"
     )
     Params = OscillationParams
+    params: OscillationParams
 
     def __init__(self, params: OscillationParams | None = None) -> None:
         super().__init__(params)
-        p: OscillationParams = self.params  # type: ignore[assignment]
+        p = self.params
         self._cells: deque[tuple[int | None, int, int]] = deque(maxlen=p.window)
         self._actions: deque[str] = deque(maxlen=p.window)
         self._rewarded: deque[bool] = deque(maxlen=p.window)
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: OscillationParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         if state.position is None:
             return []

@@ -38,10 +38,11 @@ class StuckDetector(Helper):
     name = "stuck_detector"
     description = "a note when the last `window` steps earned nothing and showed at most `max_distinct` observations"
     Params = StuckParams
+    params: StuckParams
 
     def __init__(self, params: StuckParams | None = None) -> None:
         super().__init__(params)
-        p: StuckParams = self.params  # type: ignore[assignment]
+        p = self.params
         self.window, self.max_distinct = p.window, p.max_distinct
         self._seen: deque[int] = deque(maxlen=self.window)
         self._actions: deque[str] = deque(maxlen=self.window)

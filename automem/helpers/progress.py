@@ -91,9 +91,10 @@ class AchievementChecklist(Helper):
     )
     writes = "`path` when set: the 22 achievements as `[x] name` / `[ ] name: how (missing ...)` lines"
     Params = ChecklistParams
+    params: ChecklistParams
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: ChecklistParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         # crafter's "nearby" is the area around the player; the 3x3 cells next to it are within reach
         near = frozenset(t.kind for t in state.things if max(abs(t.dx), abs(t.dy)) <= 1)

@@ -46,9 +46,10 @@ class VitalsWarning(Helper):
         "a warning when food, drink, energy, health or HP run low (with what restores each), or a threat is near"
     )
     Params = VitalsParams
+    params: VitalsParams
 
     def step(self, ctx: HelperContext) -> list[str]:
-        p: VitalsParams = self.params  # type: ignore[assignment]
+        p = self.params
         state = ctx.state
         notes = []
         if state.game == "crafter":
