@@ -437,6 +437,37 @@ def games(
         console.print("tasks: " + ", ".join(item["tasks"]), highlight=False)
 
 
+@app.command()
+def helpers(
+    game: Annotated[str | None, typer.Argument(help="Only the helpers that support this game.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the helpers a structure can switch on: games, parameters (type, default) and what each writes."""
+    from rich.markup import escape
+
+    from automem.games import game_names
+    from automem.helpers import HelperError, catalogue
+
+    if game is not None and game not in game_names():
+        fail(f"unknown game {game!r}; choose one of: {', '.join(game_names())}")
+    try:
+        items = [info.to_dict() for info in catalogue(game)]
+    except HelperError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(items))
+        return
+    table = Table(title="helpers" + (f" for {game}" if game else ""), show_lines=True)
+    table.add_column("helper", no_wrap=True)
+    for col in ("games", "parameters", "adds / writes"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        params = "\n".join(f"{p['name']}: {p['type']} = {p['default']!r}" for p in it["params"]) or "-"
+        what = it["description"] + (f"\nwrites: {it['writes']}" if it["writes"] else "")
+        table.add_row(it["name"], ", ".join(it["games"]), escape(params), escape(what))
+    console.print(table)
+
+
 @engines_app.command("list")
 def engines_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Engine kinds (from the automem.engines entry points) and the profiles of the config file."""
@@ -891,6 +922,7 @@ def compare(
         "unproductive_action_rate": "unproductive actions (stuck, oscillating)",
         "memory_chars_per_step": "memory context (chars/step)",
         "memory_tokens_per_step": "memory context (tokens/step)",
+        "helper_writes_per_step": "helper writes per step (apart from the above)",
     }  # fmt: skip
     for key, label in labels.items():
         values = [getattr(r, key) for r in rows]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from automem.agent.helpers import StuckDetector, UnchangedObservation
 from automem.agent.loop import resolve_fallback
 from automem.agent.prompt import describe_actions, step_context, system_prompt
 from automem.games.base import ActionSpec
@@ -31,24 +30,6 @@ def test_step_context_orders_stable_to_volatile() -> None:
     )
     order = [text.index(k) for k in ("Memory (pinned", "Recent steps", "Current observation", "! stuck", "LOG: go")]
     assert order == sorted(order)
-
-
-def test_unchanged_observation_warns_only_after_an_action() -> None:
-    h = UnchangedObservation()
-    assert h.notes("a", None, 0.0) == []
-    assert h.notes("a", "north", 0.0) and "north" in h.notes("a", "north", 0.0)[0]
-    assert h.notes("b", "north", 0.0) == []
-
-
-def test_stuck_detector_needs_a_full_window_without_reward() -> None:
-    h = StuckDetector(window=3)
-    assert h.notes("a", None, 0.0) == []
-    assert h.notes("b", "west", 0.0) == []
-    assert "stuck" in h.notes("a", "west", 0.0)[0]
-    fresh = StuckDetector(window=3)
-    for obs in "abc":
-        fresh.notes(obs, "west", 1.0)  # rewarded steps are not stuck
-    assert fresh.notes("d", "east", 0.0) == []
 
 
 def test_fallback_fits_the_game() -> None:

@@ -9,10 +9,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from automem.agent.helpers import Helper, make_helpers
 from automem.agent.prompt import pinned_block, step_context, system_prompt
 from automem.engines.base import Engine, EngineError, Message
 from automem.games.base import Game
+from automem.helpers import Helper, HelperContext, HelperMemory, make_helpers
 from automem.memory.folder import MemoryFolder
 from automem.memory.grammar import build_grammar
 from automem.memory.ops import READ_VERBS, Operation, OpResult, Verb
@@ -113,10 +113,14 @@ class Agent:
             actions=game.actions,
             fallback=self.fallback,
         )
-        self.helpers: list[Helper] = make_helpers([(h.name, h.params) for h in structure.helpers])
+        self.helpers: list[Helper] = make_helpers([(h.name, h.params) for h in structure.helpers], game.name)
+        self._helper_memory = HelperMemory(memory)
+        #: what helpers wrote while building this step's notes, until the step takes them
+        self._helper_ops: list[OpRecord] = []
         self.history: deque[str] = deque(maxlen=max(structure.context.history_steps, 1))
         self._last_action: str | None = None
         self._last_reward = 0.0
+        self._steps_seen = 0
         self._engine_errors = 0
         self._grammars: dict[tuple[object, ...], str] = {}
         self._known_paths: list[str] | None = None
@@ -171,17 +175,43 @@ class Agent:
         return verbs, False, True  # ACT: any verb, then the action
 
     # -- one step ---------------------------------------------------------------------------
-    def notes(self, observation: str) -> list[str]:
+    def notes(self, observation: str, step: int | None = None) -> list[str]:
+        """The helpers' notes for this step; their memory writes wait in ``take_helper_ops``."""
         out: list[str] = []
+        if not self.helpers:
+            return out
+        ctx = HelperContext(
+            game=self.game,
+            observation=observation,
+            step=self._steps_seen if step is None else step,
+            last_action=self._last_action,
+            last_reward=self._last_reward,
+            memory=self._helper_memory,
+        )
         for helper in self.helpers:
-            out.extend(helper.notes(observation, self._last_action, self._last_reward))
+            try:
+                out.extend(helper.step(ctx))
+            except Exception as exc:  # a helper's bug (a plugin's too) is a note, not the episode's end
+                out.append(f"(helper {helper.name} failed: {type(exc).__name__}: {exc})")
+        for index, (name, result) in enumerate(self._helper_memory.take()):
+            # phase HELPER, turn = order within the step: the replay rebuilds the folder in id order
+            rec = OpRecord.from_result(result, phase="HELPER", turn=index, source="helper")
+            rec.args = {**rec.args, "helper": name}
+            self._helper_ops.append(rec)
+        if self._helper_ops:
+            self._known_paths = None  # a helper may have created a file the grammar should offer
+        return out
+
+    def take_helper_ops(self) -> list[OpRecord]:
+        out, self._helper_ops = self._helper_ops, []
         return out
 
     def turns(self, observation: str, step: int) -> Generator[TurnEvent, None, Decision]:
         """Run one step's phases, yielding each turn; returns the Decision."""
         decision = Decision(action=self.fallback, source="fallback")
         self.current = decision
-        decision.notes = self.notes(observation)
+        decision.notes = self.notes(observation, step)
+        decision.ops.extend(self.take_helper_ops())
         pinned = pinned_block(
             self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
         )
@@ -347,9 +377,11 @@ class Agent:
             line += f", reward {reward:+g}"
         if unlocked:
             line += f", unlocked {', '.join(unlocked)}"
-        writes = [o for o in decision.ops if o.ok and o.verb not in READ_VERBS]  # Verb is a str enum
+        # the model's and a person's writes; helpers' own bookkeeping is not news to the model
+        writes = [o for o in decision.ops if o.ok and o.verb not in READ_VERBS and o.source != "helper"]
         if writes:
             line += "; noted " + ", ".join(dict.fromkeys(f"{o.verb} {o.path}" for o in writes))
         self.history.append(line)
+        self._steps_seen = step + 1
         self._last_action = decision.action
         self._last_reward = reward

@@ -37,6 +37,7 @@ class Quality:
     unproductive_action_rate: float = 0.0
     memory_chars_per_step: float = 0.0
     memory_tokens_per_step: float = 0.0
+    helper_writes_per_step: float = 0.0  # memory operations by the structure's helpers, counted apart
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,8 +57,9 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         only = f" AND e.id IN ({','.join('?' * len(episode_ids))})"
         params += list(episode_ids)
     ops = store.db.execute(
-        "SELECT COUNT(*), SUM(ok) FROM memory_ops o JOIN episodes e ON e.id = o.episode_id "
-        "WHERE e.run_id = ? AND o.source = 'model'" + only,
+        "SELECT COALESCE(SUM(o.source = 'model'), 0), SUM(o.ok AND o.source = 'model'), "
+        "COALESCE(SUM(o.ok AND o.source = 'helper'), 0), COALESCE(SUM(o.source = 'helper'), 0) "
+        "FROM memory_ops o JOIN episodes e ON e.id = o.episode_id WHERE e.run_id = ?" + only,
         params,
     ).fetchone()
     totals = store.db.execute(
@@ -82,13 +84,15 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         growth_chars_per_step=sum(f.growth_chars_per_step for f in files),
         tokens_per_step=(totals[1] or 0) / steps if steps else 0.0,
         calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
-        ops_per_step=(totals[3] or 0) / steps if steps else 0.0,
+        # the agent's operations: helpers' writes are counted apart (helper_writes_per_step)
+        ops_per_step=((totals[3] or 0) - ops[3]) / steps if steps else 0.0,
         useful_writes_per_step=sum(c.signals.get("not_redundant", False) for c in writes) / steps if steps else 0.0,
         log_done_rate=memory.done_rate,
         empty_lookup_rate=memory.empty_lookup_rate,
         unproductive_action_rate=memory.unproductive_rate,
         memory_chars_per_step=memory.memory_chars_per_step,
         memory_tokens_per_step=memory.memory_tokens_per_step,
+        helper_writes_per_step=ops[2] / steps if steps else 0.0,
     )
 
 

@@ -6,7 +6,7 @@ also listed directly so a source checkout that was never pip-installed still fin
 
 from __future__ import annotations
 
-from automem.games.base import ActionSpec, Frame, Game, GameError, StepResult, UnknownAction
+from automem.games.base import ActionSpec, Frame, Game, GameError, GameState, StepResult, Thing, UnknownAction
 from automem.plugins import load, registered
 
 __all__ = [
@@ -14,7 +14,9 @@ __all__ = [
     "Frame",
     "Game",
     "GameError",
+    "GameState",
     "StepResult",
+    "Thing",
     "UnknownAction",
     "game_names",
     "get_game_class",

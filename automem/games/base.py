@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 
 class GameError(Exception):
     """A bad game name, task or option: shown to the user as a one-line error."""
@@ -67,6 +69,61 @@ class StepResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Thing:
+    """Something the player sees, at an offset from the player (east and south are positive)."""
+
+    kind: str  # "tree", "cow", "stairs down", "monster jackal", "item %" ...
+    dx: int
+    dy: int
+    glyph: str = ""
+
+    def distance(self, diagonal: bool) -> int:
+        """Moves to reach it on open ground: king moves where diagonals are allowed, else Manhattan."""
+        return max(abs(self.dx), abs(self.dy)) if diagonal else abs(self.dx) + abs(self.dy)
+
+
+@dataclass(frozen=True, eq=False)
+class GameState:
+    """What a helper may know about the current step, typed, beside the text observation.
+
+    Every field is a copy taken when the state was built (NLE reuses its arrays between steps), so a
+    helper may keep a state across steps. ``local_map`` rows and ``walkable`` share one shape; the
+    player stands at ``origin`` (column, row) in them. A game without a map leaves them empty.
+    """
+
+    game: str
+    step: int = 0  # the game's own clock (Crafter's env step, NetHack's turn counter)
+    position: tuple[int, int] | None = None  # (x, y) in the world or level; y grows southwards
+    vitals: dict[str, int] = field(default_factory=dict)
+    vitals_max: dict[str, int] = field(default_factory=dict)
+    conditions: tuple[str, ...] = ()  # "Hungry", "sleeping", ...: words that change what is safe
+    inventory: dict[str, int] = field(default_factory=dict)
+    local_map: tuple[str, ...] = ()
+    walkable: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    origin: tuple[int, int] = (0, 0)
+    diagonal: bool = False  # whether the game lets the player move diagonally
+    things: tuple[Thing, ...] = ()
+    depth: int | None = None  # dungeon level (NetHack, MiniHack); None where the game has none
+    achievements: tuple[str, ...] = ()
+    facing: tuple[int, int] | None = None  # (dx, dy) of the faced cell (Crafter)
+    message: str = ""
+    #: movement actions of this game and task by name -> (dx, dy)
+    moves: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def cell(self, dx: int, dy: int) -> str:
+        """The glyph at an offset from the player; a space outside the map."""
+        col, row = self.origin[0] + dx, self.origin[1] + dy
+        if 0 <= row < len(self.local_map) and 0 <= col < len(self.local_map[row]):
+            return self.local_map[row][col]
+        return " "
+
+    def can_walk(self, dx: int, dy: int) -> bool:
+        col, row = self.origin[0] + dx, self.origin[1] + dy
+        rows, cols = self.walkable.shape
+        return 0 <= row < rows and 0 <= col < cols and bool(self.walkable[row, col])
+
+
 class Game(ABC):
     """One running game instance. Not thread-safe; one per episode worker."""
 
@@ -112,6 +169,10 @@ class Game(ABC):
     def rules(self) -> str:
         """A short description of the game and its goal for the system prompt."""
         return ""
+
+    def state(self) -> GameState:
+        """The typed state helpers read; a game that has none beyond its text keeps this default."""
+        return GameState(game=self.name, achievements=tuple(self.achievements()))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the environment."""

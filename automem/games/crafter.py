@@ -13,7 +13,7 @@ import crafter
 import numpy as np
 from crafter import constants
 
-from automem.games.base import ActionSpec, Frame, Game, GameError, StepResult, UnknownAction
+from automem.games.base import ActionSpec, Frame, Game, GameError, GameState, StepResult, Thing, UnknownAction
 
 VIEW_W, VIEW_H = 9, 7  # local view in cells: x (west-east) by y (north-south)
 HALF_W, HALF_H = VIEW_W // 2, VIEW_H // 2
@@ -70,6 +70,15 @@ _DIST = np.abs(_DX) + np.abs(_DY)
 _ORDER = np.arange(VIEW_W * VIEW_H)  # deterministic tie-break between equally near cells
 
 _FACING = {(-1, 0): "west", (1, 0): "east", (0, -1): "north", (0, 1): "south"}
+#: the player walks only on these (cows, zombies, trees, water, tables ... block; lava kills)
+_WALKABLE = np.zeros(len(ID_NAMES), dtype=bool)
+_WALKABLE[[_ID[m] for m in constants.walkable]] = True
+MOVES: dict[str, tuple[int, int]] = {
+    "move_left": (-1, 0),
+    "move_right": (1, 0),
+    "move_up": (0, -1),
+    "move_down": (0, 1),
+}
 
 
 def _check_ids(env: crafter.Env) -> None:
@@ -290,6 +299,38 @@ class CrafterGame(Game):
 
     def close(self) -> None:
         self._env = None
+
+    def state(self) -> GameState:
+        env, view = self._require_env(), self._require_view()
+        player = env._player
+        inv = player.inventory
+        grid = view.T  # (y, x) rows, as the frame draws them
+        chars = _GLYPH_BYTES[grid].tobytes().decode("ascii")
+        ids = view.ravel()
+        listed = np.flatnonzero(~_NOT_LISTED[ids])
+        # every listed cell, nearest first (the text names only the nearest of each kind)
+        listed = listed[np.lexsort((listed, _DIST[listed]))]
+        things = tuple(
+            Thing(ID_NAMES[int(ids[c])], int(_DX[c]), int(_DY[c]), _GLYPHS[ID_NAMES[int(ids[c])]][0]) for c in listed
+        )
+        fx, fy = (int(v) for v in player.facing)
+        return GameState(
+            game=self.name,
+            step=int(env._step),
+            position=(int(player.pos[0]), int(player.pos[1])),
+            vitals={v: int(inv[v]) for v in VITALS},
+            vitals_max={v: int(_MAX[v]) for v in VITALS},
+            conditions=("sleeping",) if player.sleeping else (),
+            inventory={k: int(n) for k, n in inv.items() if k not in VITALS and n > 0},
+            local_map=tuple(chars[i : i + VIEW_W] for i in range(0, VIEW_W * VIEW_H, VIEW_W)),
+            walkable=_WALKABLE[grid],
+            origin=(HALF_W, HALF_H),
+            diagonal=False,
+            things=things,
+            achievements=tuple(self._unlocked),
+            facing=(fx, fy),
+            moves=dict(MOVES),
+        )
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from nle import nethack
 
-from automem.games.base import ActionSpec, Frame, Game, GameError, StepResult, UnknownAction
+from automem.games.base import ActionSpec, Frame, Game, GameError, GameState, StepResult, UnknownAction
 
 TTY_ROWS, TTY_COLS = 24, 80
 MAP_FIRST_ROW, MAP_LAST_ROW = 1, 21  # rows 22-23 are the status lines
@@ -64,6 +64,17 @@ _DIRS = (
     ("southwest", "b"),
 )
 
+#: one-step movement actions -> (dx, dy), for helpers that name a direction to walk
+_MOVE_OFFSETS = {
+    "north": (0, -1),
+    "south": (0, 1),
+    "east": (1, 0),
+    "west": (-1, 0),
+    "northeast": (1, -1),
+    "northwest": (-1, -1),
+    "southeast": (1, 1),
+    "southwest": (-1, 1),
+}
 #: word actions: (name, key code, description). Names follow BALROG's NLE vocabulary.
 WORD_ACTIONS: tuple[tuple[str, int, str], ...] = (
     *((name, ord(key), f"move one step {name} (or attack a monster there)") for name, key in _DIRS),
@@ -213,6 +224,7 @@ class Screen:
     blstats: np.ndarray
     inv_letters: np.ndarray
     inv_strs: np.ndarray
+    glyphs: np.ndarray  # (21, 79) what each map cell shows, for the typed state
 
     @classmethod
     def capture(cls, obs: dict[str, np.ndarray]) -> Screen:
@@ -225,6 +237,7 @@ class Screen:
             blstats=obs["blstats"].copy(),
             inv_letters=obs["inv_letters"].copy(),
             inv_strs=obs["inv_strs"].copy(),
+            glyphs=obs["glyphs"].copy(),
         )
 
 
@@ -262,6 +275,7 @@ class NLEGame(Game):
         self._obs_text: str | None = None
         self._frame: Frame | None = None
         self._rows: list[str] | None = None
+        self._state: GameState | None = None
         self._inventory: list[str] | None = None
         self.env_steps = 0
 
@@ -344,6 +358,23 @@ class NLEGame(Game):
             self._env.close()
             self._env = None  # type: ignore[assignment]
 
+    def state(self) -> GameState:
+        if self._state is None:
+            # imported here: the glyph tables are built once, on the first typed state asked for
+            from automem.games.nle_state import nle_state
+
+            moves = {name: _MOVE_OFFSETS[name] for name in self._action_index if name in _MOVE_OFFSETS}
+            self._state = nle_state(
+                self.name,
+                self._require_screen(),
+                self.rows(),
+                self.inventory(),
+                moves,
+                tuple(self.achievements()),
+                self.message(),
+            )
+        return self._state
+
     # --- helpers --------------------------------------------------------------------------
 
     def rows(self) -> list[str]:
@@ -395,6 +426,7 @@ class NLEGame(Game):
         screen = Screen.capture(obs)
         self._screen = screen
         self._rows = self._inventory = None
+        self._state = None
         self._obs_text = None
         self._frame = None
         current = screen.message

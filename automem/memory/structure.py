@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from automem.memory.folder import FileLimits, MemoryLimits
 from automem.memory.ops import READ_VERBS, Verb
 
 #: placeholders a prompt may use; filled from the game and the structure at prompt time
 TEMPLATE_FIELDS = frozenset({"game", "task", "rules", "actions", "files", "verbs", "fallback"})
-#: built-in helpers and the parameters each accepts (see automem/agent/helpers.py)
-HELPER_PARAMS: dict[str, frozenset[str]] = {
-    "unchanged_observation": frozenset(),
-    "stuck_detector": frozenset({"window", "max_distinct"}),
-}
-HELPER_NAMES = frozenset(HELPER_PARAMS)
 _PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
@@ -87,23 +89,31 @@ class PhaseSpec(_Strict):
     _placeholders = field_validator("instructions")(_check_placeholders)
 
 
+def _catalogue() -> Any:
+    # imported when a structure is validated, not with this module: the catalogue is fed by entry
+    # points and its helpers import the game layer, which the memory layer does not need otherwise
+    from automem.helpers import registry
+
+    return registry
+
+
 class HelperSpec(_Strict):
+    """A helper from the catalogue (``automem helpers``) switched on with parameters.
+
+    The parameters are kept as written (defaults are not filled in) so a structure's content hash
+    does not change when a helper gains a parameter.
+    """
+
     name: str
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in HELPER_NAMES:
-            raise ValueError(f"unknown helper {value!r}; known: {', '.join(sorted(HELPER_NAMES))}")
-        return value
-
     @model_validator(mode="after")
-    def _known_params(self) -> HelperSpec:
-        extra = sorted(set(self.params) - HELPER_PARAMS.get(self.name, frozenset()))
-        if extra:
-            allowed = ", ".join(sorted(HELPER_PARAMS.get(self.name, ()))) or "none"
-            raise ValueError(f"helper {self.name} has no parameter(s) {', '.join(extra)}; allowed: {allowed}")
+    def _known(self) -> HelperSpec:
+        registry = _catalogue()
+        try:
+            registry.parse_params(self.name, self.params)
+        except registry.HelperError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
@@ -145,6 +155,18 @@ class Structure(_Strict):
         if len(self.files) > self.operations.max_files:
             raise ValueError("more files declared than operations.max_files allows")
         return self
+
+    @field_validator("helpers")
+    @classmethod
+    def _helpers_fit_the_game(cls, helpers: list[HelperSpec], info: ValidationInfo) -> list[HelperSpec]:
+        game = info.data.get("game")  # declared before helpers, so already validated
+        if game is not None:
+            registry = _catalogue()
+            for h in helpers:
+                found = registry.helper_info(h.name)
+                if not found.supports(game):
+                    raise ValueError(f"helper {h.name} does not support {game}; it supports: {', '.join(found.games)}")
+        return helpers
 
     # -- identity -------------------------------------------------------------------------
     def content(self) -> dict[str, Any]:

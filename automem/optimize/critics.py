@@ -154,18 +154,37 @@ Paths: dotted fields; list items by key in brackets. Examples:
   {{"path": "operations.enabled", "value": ["view", "append", "upsert"]}}
   {{"path": "phases[LOG].budget", "value": 1}}
   {{"path": "helpers[+]", "value": {{"name": "stuck_detector", "params": {{"window": 6}}}}}}
+  {{"path": "helpers[auto_log].params.max_lines", "value": 20}}
   {{"path": "context.history_steps", "value": 8}}
 At least one change must be structural (files, caps, verbs, phases, helpers, context); wording
 alone is refused. Verbs: view, tail, search, count, append, write, create, str_replace, insert,
-delete, rename, upsert. Helpers: unchanged_observation, stuck_detector (window, max_distinct)."""
+delete, rename, upsert.
+Helpers are code that reads the game's state each step, adds notes to the prompt and may keep
+memory files itself (a file a helper keeps should be declared, and pinned if the agent should see
+it every step). Those for {game} (parameter: type = default):
+{helpers}"""
 
 WHOLE_INSTRUCTIONS = (
     """Answer with one JSON object: {"analysis": "...", "structure": {...the whole revised structure...}}."""
 )
 
 
+def helpers_text(game: str | None) -> str:
+    """The helper catalogue for the critic: one line per helper that supports ``game``."""
+    from automem.helpers import catalogue
+
+    lines = []
+    for info in catalogue(game):
+        params = ", ".join(f"{p.name}: {p.type} = {p.default!r}" for p in info.params) or "no parameters"
+        line = f"- {info.name} ({params}): {info.description}"
+        if info.writes:
+            line += f"; writes {info.writes}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def critic_messages(parent: Structure, digest_text: str, *, whole: bool, tried: list[str]) -> list[Message]:
-    system = CRITIC_SYSTEM.format(game=parent.game or "a game")
+    system = CRITIC_SYSTEM.format(game=parent.game or "a game", helpers=helpers_text(parent.game))
     if whole:
         system += "\n" + WHOLE_INSTRUCTIONS
     user = f"Current structure ({parent.name}, id {parent.id}):\n{parent.to_yaml()}\nDigest:\n{digest_text}"

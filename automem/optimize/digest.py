@@ -67,6 +67,7 @@ class FileStats:
     never_read: bool = True  # never read by a read verb and not pinned (so the agent never saw it)
     pinned: bool = False
     appends: int = 0  # successful writes that were appends
+    helper_writes: int = 0  # successful writes by the structure's helpers (not in ``writes``)
 
 
 @dataclass
@@ -99,7 +100,8 @@ class EpisodeDigest:
     longest_zero_reward_streak: int = 0  # longest run of steps without positive reward
     fallback_actions: int = 0
     tokens_per_step: float = 0.0
-    memory_ops: int = 0
+    memory_ops: int = 0  # the model's and a person's (helpers' are in helper_ops)
+    helper_ops: int = 0
     windows: list[Window] = field(default_factory=list)
     zero_reward_streak_start: int = 0
     refused_ops: int = 0
@@ -159,6 +161,7 @@ class _Op(NamedTuple):
     before_id: str | None
     after_id: str | None
     after_chars: int | None
+    source: str  # model | human | helper
 
 
 @dataclass
@@ -178,6 +181,7 @@ class _FileAcc:
     failed_writes: int = 0
     reads: int = 0
     redundant: int = 0
+    helper_writes: int = 0
     appends: int = 0
     final_lines: int = 0
     final_chars: int = 0
@@ -189,8 +193,8 @@ class _FileAcc:
 
     def add(self, other: _FileAcc) -> None:
         self.pinned = self.pinned or other.pinned
-        for name in ("writes", "failed_writes", "reads", "redundant", "appends", "final_lines", "final_chars",
-                     "episodes", "growth", "steps", "context_chars", "prompt_chars"):  # fmt: skip
+        for name in ("writes", "failed_writes", "reads", "redundant", "helper_writes", "appends", "final_lines",
+                     "final_chars", "episodes", "growth", "steps", "context_chars", "prompt_chars"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def stats(self) -> FileStats:
@@ -208,6 +212,7 @@ class _FileAcc:
             never_read=self.reads == 0 and not self.pinned,
             pinned=self.pinned,
             appends=self.appends,
+            helper_writes=self.helper_writes,
         )
 
 
@@ -266,12 +271,12 @@ def _load_ops(store: Store, episode_id: int) -> list[_Op]:
     rows = store.db.execute(
         "SELECT o.id, o.step, o.verb, o.path, o.args, o.ok, length(o.message), "
         "CASE WHEN o.ok = 0 OR o.path = '*' THEN o.message END, o.before_id, o.after_id, "
-        "(SELECT length(t.text) FROM texts t WHERE t.id = o.after_id) "
+        "(SELECT length(t.text) FROM texts t WHERE t.id = o.after_id), o.source "
         "FROM memory_ops o WHERE o.episode_id = ? ORDER BY o.id",
         [episode_id],
     ).fetchall()
-    return [_Op(r[0], r[1], r[2] or "", r[3] or "", r[4] or "{}", bool(r[5]), int(r[6] or 0), r[7], r[8], r[9], r[10])
-            for r in rows]  # fmt: skip
+    return [_Op(r[0], r[1], r[2] or "", r[3] or "", r[4] or "{}", bool(r[5]), int(r[6] or 0), r[7], r[8], r[9], r[10],
+                r[11] or "model") for r in rows]  # fmt: skip
 
 
 def _texts(store: Store, ids: Iterable[str]) -> dict[str, str]:
@@ -341,6 +346,14 @@ def _file_stats(
         acc = accs.get(op.path)
         if acc is None:
             continue  # a refused write to a path that never existed: counted in the episode's refused ops
+        if op.source == "helper":
+            # a helper's write changes the file (its size, growth, what is pinned) but is counted
+            # apart, so the model's write and redundant-write figures stay the model's
+            acc.helper_writes += op.ok
+            if op.ok:
+                sizes.setdefault(op.path, []).append((op.step, op.after_chars))
+                last_text[op.path] = op.after_id
+            continue
         if not op.ok:
             acc.failed_writes += 1
             continue
@@ -531,6 +544,8 @@ def _episode_digest(
     seed = json.loads(episode.get("memory_seed") or "{}")
     prompt_chars = _prompt_chars(store, eid)
     accs = _file_stats(store, steps, ops, seed, info, prompt_chars)
+    helper_ops = sum(o.source == "helper" for o in ops)
+    ops = [o for o in ops if o.source != "helper"]  # the rest of the digest judges the agent's own
     streak, streak_start = _longest_streak(steps)
     tokens = sum(s.tokens for s in steps)
     timeline, best = [], 0.0
@@ -554,6 +569,7 @@ def _episode_digest(
         fallback_actions=sum(s.source == "fallback" for s in steps),
         tokens_per_step=round(tokens / len(steps), 1) if steps else 0.0,
         memory_ops=len(ops),
+        helper_ops=helper_ops,
         zero_reward_streak_start=streak_start,
         refused_ops=sum(not o.ok for o in ops),
         progression_timeline=timeline,
@@ -747,7 +763,10 @@ def _file_rows(files: dict[str, FileStats]) -> list[str]:
     head = f"{'file':<{width}} pinned writes refused reads redundant lines chars growth/step share  note"
     rows = []
     for f in files.values():
-        note = "never read" if f.never_read else ""
+        notes = ["never read"] if f.never_read else []
+        if f.helper_writes:
+            notes.append(f"{f.helper_writes} helper writes")  # not in the writes column
+        note = ", ".join(notes)
         rows.append(
             f"{f.path[:width]:<{width}} {'yes' if f.pinned else 'no':<6} {f.writes:>6} {f.failed_writes:>7} "
             f"{f.reads:>5} {f.redundant_writes:>9} {f.final_lines:>5} {f.final_chars:>5} "

@@ -3,7 +3,8 @@
 No model is involved: each mutation reads a few numbers from :class:`Signals` (filled by the loop
 from the digest) and, when they call for it, derives a new version of the structure (cap a file's
 lines, turn a growing map file into keyed upserts, drop a file never read, enable the stuck helper,
-move a file between pinned and on demand, change turn budgets or history). This lets loop 1 run
+move a file between pinned and on demand, change turn budgets or history, switch on or tune the
+helpers of :mod:`automem.optimize.helper_mutations`). This lets loop 1 run
 without a strong critic model; its output should be labelled with :data:`CRITIC_LABEL`.
 
 Every child is validated (``Structure.derive``), has ``author="heuristic"`` and its parent's id,
@@ -74,6 +75,10 @@ class Signals:
     longest_zero_reward_streak: int = 0
     files: dict[str, FileSignal] = field(default_factory=dict)
     log_budget_exhausted_rate: float = 0.0  # share of steps whose LOG phase ran out of turns
+    oscillation_rate: float = 0.0  # oscillating steps / unrewarded steps (the memory metrics)
+    starvation_deaths: int = 0  # episodes that died with food, drink or hunger critical
+    lookups: int = 0  # the model's memory look-ups
+    empty_lookup_rate: float = 0.0  # of those, the share that found nothing
 
     def file(self, path: str) -> FileSignal:
         return self.files.get(path) or FileSignal(path)
@@ -405,6 +410,11 @@ _CATALOGUE: dict[str, _Candidates] = {
     "turn_budgets": _turn_budgets,
     "history_steps": _history_steps,
 }
+
+# helper mutations live in their own module and build on _child and Signals above
+from automem.optimize.helper_mutations import switch_on_helpers  # noqa: E402
+
+_CATALOGUE["switch_on_helpers"] = switch_on_helpers
 
 
 def _best(fn: _Candidates) -> MutationFn:

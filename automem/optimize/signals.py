@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from automem.optimize.heuristic import FileSignal, Signals
 
+#: a death cause (the digest's last vitals) that says hunger or thirst: Crafter's food/drink near 0, NetHack's Weak
+_STARVED = re.compile(r"\b(?:food|drink): [0-2]/|\b(?:Weak|Fainting|Fainted|starv)", re.I)
+
 
 def signals_from_digest(digest: Any) -> Signals:
     steps = sum(e.steps for e in digest.episodes)
+    memory = digest.memory
     return Signals(
+        oscillation_rate=memory.oscillating / memory.unrewarded_steps if memory.unrewarded_steps else 0.0,
+        starvation_deaths=sum(1 for e in digest.episodes if e.died and _STARVED.search(e.death_cause or "")),
+        lookups=memory.lookups,
+        empty_lookup_rate=memory.empty_lookup_rate,
         steps=steps,
         invalid_rate=sum(e.invalid_outputs for e in digest.episodes) / steps if steps else 0.0,
         unchanged_rate=sum(e.unchanged_observations for e in digest.episodes) / steps if steps else 0.0,

@@ -186,7 +186,8 @@ class EpisodeRunner:
         else:
             self._t0 = time.perf_counter()
             self._frame = self.game.frame().to_dict()
-            decision = Decision(action=matched, source="human", notes=self.agent.notes(observation))
+            decision = Decision(action=matched, source="human", notes=self.agent.notes(observation, self.index))
+            decision.ops.extend(self.agent.take_helper_ops())
         decision.action, decision.source = matched, "human"
         return self._commit(decision)
 

@@ -9,7 +9,9 @@
 - **memory context per step**: characters of memory the prompts of a step carried (the pinned
   files in its first prompt, plus the results of its look-ups), and the same in tokens at that
   prompt's own characters-per-token ratio;
-- **DONE rate**: LOG turns whose whole answer was ``DONE``, among all LOG turns.
+- **DONE rate**: LOG turns whose whole answer was ``DONE``, among all LOG turns;
+- **helper writes**: memory operations the structure's helpers made (source ``helper``), counted
+  apart: every other figure here is about the model's own operations.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class MemoryMetrics:
     memory_tokens: float = 0.0
     log_turns: int = 0
     done_turns: int = 0
+    helper_writes: int = 0
 
     def add(self, other: MemoryMetrics) -> None:
         for key, value in asdict(other).items():
@@ -65,6 +68,10 @@ class MemoryMetrics:
     def done_rate(self) -> float:
         return self.done_turns / self.log_turns if self.log_turns else 0.0
 
+    @property
+    def helper_writes_per_step(self) -> float:
+        return self.helper_writes / self.steps if self.steps else 0.0
+
     def figures(self) -> dict[str, float]:
         return {
             "unproductive_action_rate": self.unproductive_rate,
@@ -72,6 +79,7 @@ class MemoryMetrics:
             "memory_chars_per_step": self.memory_chars_per_step,
             "memory_tokens_per_step": self.memory_tokens_per_step,
             "log_done_rate": self.done_rate,
+            "helper_writes_per_step": self.helper_writes_per_step,
         }
 
 
@@ -121,6 +129,7 @@ def episode_metrics(store: Store, episode_id: int) -> MemoryMetrics:
         m.memory_chars += total
         if prompt_chars and call["input_tokens"]:
             m.memory_tokens += total * call["input_tokens"] / prompt_chars
+    m.helper_writes = sum(1 for op in store.memory_ops_of(episode_id, source="helper") if op["ok"])
     for call in store.calls_of(episode_id, phase="LOG"):
         m.log_turns += 1
         m.done_turns += is_done_answer(call["response"])

@@ -136,7 +136,7 @@ def m001_initial(db: Database) -> None:
             "phase": str,
             "turn": int,
             "llm_call_id": int,
-            "source": str,  # model | human
+            "source": str,  # model | human | helper (a structure's helper, through the trusted path)
             "verb": str,
             "path": str,
             "args": str,  # JSON

@@ -18,7 +18,7 @@ from automem.store.db import unified_diff
 from automem.tui.context import TuiContext
 from automem.tui.driver import Advanced, Driver, Ended, EpisodeSpec, Failed, HumanDone, Report, Started
 from automem.tui.screens.play_dialogs import EditFileDialog, NewEpisodeDialog
-from automem.tui.widgets.actions_pane import ActionLine, OpLine, turn_line
+from automem.tui.widgets.actions_pane import ActionLine, OpLine, helper_lines, turn_line
 from automem.tui.widgets.panes import EpisodePanes
 from automem.tui.widgets.status_bar import StatusBar
 
@@ -173,7 +173,8 @@ class PlayScreen(Screen[None]):
             assert isinstance(event, StepEvent)
             self.step = event.step + 1
             self.reward += event.reward
-            panes.actions.add([ActionLine(event.step, event.decision.action, event.decision.source, event.reward,
+            panes.actions.add([*helper_lines(event.decision.ops),
+                               ActionLine(event.step, event.decision.action, event.decision.source, event.reward,
                                           tuple(event.unlocked))])  # fmt: skip
             if report.frame is not None:
                 panes.game.show(report.frame)

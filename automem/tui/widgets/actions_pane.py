@@ -12,6 +12,7 @@ from textual.widgets import RichLog
 from automem.agent.loop import TurnEvent
 from automem.memory.ops import READ_VERBS
 from automem.runs.replay import ReplayStep
+from automem.store.db import OpRecord
 
 _READS = frozenset(v.value for v in READ_VERBS)
 KEEP = 3000  # entries kept for re-rendering when raw output is toggled
@@ -82,16 +83,28 @@ def replay_lines(step: ReplayStep) -> list[Entry]:
     return out
 
 
+#: who made an operation, and the colour of that prefix (a helper's writes have their own colour)
+_WHO = {"human": ("you: ", "magenta"), "helper": ("helper: ", "blue")}
+HELPER_STYLE = "bright_blue"
+
+
+def helper_lines(ops: list[OpRecord]) -> list[OpLine]:
+    """A live step's helper operations as lines (the model's come with their turns)."""
+    return [OpLine(o.verb, o.path, o.ok, o.message, o.source) for o in ops if o.source == "helper"]
+
+
 def _op_text(op: OpLine) -> Text:
     if not op.ok:
         style = "red"
+    elif op.source == "helper":
+        style = HELPER_STYLE
     elif op.verb in _READS:
         style = "cyan"
     else:
         style = "green"
-    who = "you: " if op.source == "human" else ""
+    who, who_style = _WHO.get(op.source, ("", "magenta"))
     first, _, rest = op.message.partition("\n")
-    text = Text(f"    {who}", style="magenta")
+    text = Text(f"    {who}", style=who_style)
     text.append(f"{first}", style=style)
     if rest:
         text.append("  (+" + str(rest.count("\n") + 1) + " lines)", style="dim")
