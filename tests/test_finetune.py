@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from automem.cli import app
-from automem.finetune.train import TrainingError, choose_backend
+from automem.finetune.train import TrainingError, choose_backend, resolve_precision
 
 RUN = "fixture-crafter-seed7"
 
@@ -21,6 +21,14 @@ def test_backend_choice_on_a_cpu_machine():
         choose_backend("unsloth")
     with pytest.raises(TrainingError, match="auto, unsloth or peft"):
         choose_backend("tpu")
+
+
+def test_precision_on_a_cpu_is_fp32_unless_asked():
+    # bf16 autocast measured slower than fp32 on this kind of CPU (docs/finetune.md)
+    assert resolve_precision("auto", cuda=False) == "fp32"
+    assert resolve_precision("bf16", cuda=False) == "bf16"
+    with pytest.raises(TrainingError, match="auto, bf16, fp32"):
+        resolve_precision("fp8", cuda=False)
 
 
 @pytest.mark.model
@@ -52,6 +60,13 @@ def test_mine_finetune_play_with_the_specialist_and_compare(tmp_path, recorded):
     assert again.exit_code == 2 and "--resume" in again.output
     missing = runner.invoke(app, ["finetune", "--dataset", "nope", "--out", "x", "--db", str(db)])
     assert missing.exit_code == 2 and "no dataset named 'nope'" in missing.output
+    bad = runner.invoke(app, ["finetune", "--dataset", "mem1", "--out", "x", "--precision", "fp8", "--db", str(db)])
+    assert bad.exit_code == 2 and "--precision must be one of" in bad.output
+    store = Store(db)
+    assert store.db["training_runs"].count == 1  # nothing recorded for the refused one
+    # on a CPU the trainer recomputed no activations (checkpointing costs a forward pass per step)
+    assert json.loads(store.db["training_runs"].get(1)["config"])["gradient_checkpointing"] is None
+    store.close()
     played = runner.invoke(
         app,
         ["run", "crafter", "--seed", "7", "--steps", "2", "--engine", "llamacpp", "--memory-engine",
