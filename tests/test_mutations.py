@@ -211,6 +211,7 @@ def test_registry_names_the_catalogue() -> None:
         "toggle_pinned",
         "turn_budgets",
         "history_steps",
+        "carry_memory",
     }
     assert "heuristic" in CRITIC_LABEL
 
@@ -363,6 +364,18 @@ def test_enable_stuck_helper_on_the_baseline_and_when_present() -> None:
         child = check(s, MUTATIONS["enable_stuck_helper"](s, sig), "enable_stuck_helper", "60 steps")
         assert child.helper("stuck_detector").params["window"] < s.helper("stuck_detector").params["window"]
         assert MUTATIONS["enable_stuck_helper"](s, Signals(steps=200, unchanged_rate=0.5)) is None
+
+
+@pytest.mark.parametrize("name", WITH_FILES)
+def test_carry_memory_when_files_that_gain_content_are_read_back(name: str) -> None:
+    s = load_builtin(name)
+    sig = signals(m=FileSignal("map.md", reads=60, writes=10, redundant_writes=2))
+    child = check(s, MUTATIONS["carry_memory"](s, sig), "carry_memory", "map.md", "0.30 reads per step")
+    assert structural_changes(s, child) == ["context.scope: episode -> run"]
+    assert MUTATIONS["carry_memory"](child, sig) is None  # already carried
+    only_redundant = signals(m=FileSignal("map.md", reads=60, writes=4, redundant_writes=4))
+    assert MUTATIONS["carry_memory"](s, only_redundant) is None  # nothing new was ever written
+    assert MUTATIONS["carry_memory"](s, signals(m=FileSignal("map.md", reads=2, writes=10))) is None
 
 
 @pytest.mark.parametrize("name", WITH_FILES)

@@ -400,6 +400,28 @@ def _history_steps(s: Structure, sig: Signals) -> list[Mutation]:
     return out
 
 
+def _carry_memory(s: Structure, sig: Signals) -> list[Mutation]:
+    """Files the agent writes and reads back start empty every episode: carry them from one episode
+    to the next (``context.scope: run``; eval then plays each task's seeds as a chain)."""
+    if s.context.scope == "run" or sig.steps < MIN_STEPS:
+        return []
+    used = [
+        fs for fs in sig.files.values()
+        if fs.writes > fs.redundant_writes and sig.per_step(fs.reads) >= PIN_READS_PER_STEP
+    ]  # fmt: skip
+    if not used:
+        return []
+    reads = sum(sig.per_step(fs.reads) for fs in used)
+    names = ", ".join(sorted(fs.path for fs in used))
+    reason = (
+        f"{names} got new content and {reads:.2f} reads per step, yet every episode starts them over: "
+        "carry memory across episodes"
+    )
+    m = _child(s, "carry_memory", reason, 0.5 * reads / PIN_READS_PER_STEP, context={**s.context.model_dump(),
+               "scope": "run"})  # fmt: skip
+    return [m] if m else []
+
+
 #: every candidate per mutation kind, strongest first after sorting
 _CATALOGUE: dict[str, _Candidates] = {
     "cap_lines": _cap_lines,
@@ -409,6 +431,7 @@ _CATALOGUE: dict[str, _Candidates] = {
     "toggle_pinned": _toggle_pinned,
     "turn_budgets": _turn_budgets,
     "history_steps": _history_steps,
+    "carry_memory": _carry_memory,
 }
 
 # helper mutations live in their own module and build on _child and Signals above
