@@ -178,6 +178,8 @@ async def test_keys_answer_while_the_bundled_model_generates(store):
         await pilot.press("space")
         assert screen.state == "paused"  # applied by the UI while the model was still generating
         await wait_for(pilot, lambda: not screen.driver.busy.is_set(), timeout=120)
+        # the turn that was generating posts its entry after the driver is idle: let the UI take it
+        await pilot.pause(0.5)
         turns = len(screen.query_one("#actions-pane").entries)
         await pilot.pause(1.0)
         assert len(screen.query_one("#actions-pane").entries) == turns  # no turn started after the pause
