@@ -926,8 +926,15 @@ def compare(
     }  # fmt: skip
     for key, label in labels.items():
         values = [getattr(r, key) for r in rows]
-        table.add_row(label, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
+        table.add_row(label, *(_figure(v, ".3f") for v in values))
     console.print(table)
+
+
+def _figure(value: object, spec: str) -> str:
+    """A table cell: floats formatted, None (nothing to count) as a dash."""
+    if value is None:
+        return "-"
+    return format(value, spec) if isinstance(value, float) else str(value)
 
 
 @app.command()
@@ -985,7 +992,8 @@ def recipes(
             for q in rows:
                 table.add_row(
                     role, q.run, str(q.episodes), f"{q.progression_mean:.2f}±{q.progression_se:.2f}",
-                    f"{q.valid_op_rate:.2f}", f"{q.redundant_write_rate:.2f}", f"{q.writes_read_later:.2f}",
+                    _figure(q.valid_op_rate, ".2f"), _figure(q.redundant_write_rate, ".2f"),
+                    _figure(q.writes_read_later, ".2f"),
                     f"{q.growth_chars_per_step:.1f}", f"{q.tokens_per_step:,.0f}",
                 )  # fmt: skip
         if not recipe.played:

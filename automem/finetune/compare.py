@@ -23,9 +23,11 @@ class Quality:
     episodes: int
     progression_mean: float
     progression_se: float
-    valid_op_rate: float  # memory operations that succeeded / all the model issued
-    redundant_write_rate: float  # writes that changed nothing new / successful writes
-    writes_read_later: float  # share of successful writes whose file was read (or shown pinned) afterwards
+    # None where the rate has nothing to count (no operation issued, no write made): a specialist
+    # that never writes has no redundant-write rate, not a perfect one
+    valid_op_rate: float | None  # memory operations that succeeded / all the model issued
+    redundant_write_rate: float | None  # writes that changed nothing new / successful writes
+    writes_read_later: float | None  # share of successful writes whose file was read (or shown pinned) afterwards
     growth_chars_per_step: float  # memory folder growth, summed over files
     tokens_per_step: float
     calls_per_step: float
@@ -78,9 +80,9 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         episodes=len(digest.episodes),
         progression_mean=mean,
         progression_se=se,
-        valid_op_rate=(ops[1] or 0) / ops[0] if ops[0] else 0.0,
-        redundant_write_rate=sum(f.redundant_writes for f in files) / successful_writes if successful_writes else 0.0,
-        writes_read_later=sum(c.signals.get("read_later", False) for c in writes) / len(writes) if writes else 0.0,
+        valid_op_rate=(ops[1] or 0) / ops[0] if ops[0] else None,
+        redundant_write_rate=sum(f.redundant_writes for f in files) / successful_writes if successful_writes else None,
+        writes_read_later=sum(c.signals.get("read_later", False) for c in writes) / len(writes) if writes else None,
         growth_chars_per_step=sum(f.growth_chars_per_step for f in files),
         tokens_per_step=(totals[1] or 0) / steps if steps else 0.0,
         calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
