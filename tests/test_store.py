@@ -47,6 +47,8 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
         "m005_training_runs",
         "m006_job_cancel_requested",
         "m007_episode_owner",
+        "m008_gate_and_retries",
+        "m009_episode_memory_carry",
     ]
 
 
