@@ -275,7 +275,9 @@ class Optimizer:
         retried = {r["retry_of"] for r in rows if r["retry_of"] is not None}
         return [
             r for r in rows
-            if r["status"] in (REJECTED, TIED, RACED_OUT) and r["retry_of"] is None and r["candidate"] not in retried
+            # judged by this gate (an optimization recorded before it is not given retries on resume)
+            if r["status"] in (REJECTED, TIED, RACED_OUT) and r["gate"] is not None
+            and r["retry_of"] is None and r["candidate"] not in retried
         ]  # fmt: skip
 
     def _reload(self, opt_id: int) -> None:
