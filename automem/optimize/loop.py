@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from automem.memory.structure import Structure, structure_from_yaml
+from automem.memory.structure import Structure
 from automem.optimize.changes import structural_changes, wording_changes
 from automem.optimize.critics import Critic, HeuristicCritic, Proposal
 from automem.optimize.gate import RACED_OUT, REJECTED, TIED, Decision, Gate
@@ -387,8 +387,7 @@ class Optimizer:
 
     def _structure(self, structure_id: str) -> Structure:
         if structure_id not in self.structures:
-            yaml_text = self.store.db.execute("SELECT yaml FROM structures WHERE id = ?", [structure_id]).fetchone()[0]
-            self.structures[structure_id] = structure_from_yaml(yaml_text)
+            self.structures[structure_id] = self.store.load_structure(structure_id)
         return self.structures[structure_id]
 
     def _judge(self, row: dict[str, Any]) -> None:
