@@ -6,7 +6,6 @@ interrupted episode leaves whole steps only and a replay can rebuild any step ex
 
 from __future__ import annotations
 
-import datetime as _dt
 import difflib
 import hashlib
 import json
@@ -22,7 +21,12 @@ from sqlite_utils import Database
 from automem.memory.ops import OpResult
 from automem.memory.structure import Structure
 from automem.procs import process_alive
+from automem.store.base import now
+from automem.store.jobs import JobRows
 from automem.store.migrations import migrations
+from automem.store.optimizations import OptimizationRows
+from automem.store.training import TrainingRows
+from automem.store.trajectories import TrajectoryReads
 
 DB_ENV = "AUTOMEM_DB"
 
@@ -34,10 +38,6 @@ def default_db_path() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path("automem") / "automem.db"
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def unified_diff(before: str | None, after: str | None, path: str) -> str:
@@ -127,7 +127,11 @@ class StepRecord:
     ops: list[OpRecord] = field(default_factory=list)
 
 
-class Store:
+class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows):
+    """The database file. Each table group's queries live in their own module as a mixin
+    (jobs, optimizations, training, trajectories); this one holds structures, runs and the
+    step writes. No module outside ``automem/store`` speaks SQL (tests/test_sql_boundary.py)."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)

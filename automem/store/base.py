@@ -1,0 +1,20 @@
+"""What every table module of the store shares: the connection attribute and the timestamp."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+
+def now() -> str:
+    """An ISO-8601 UTC timestamp to the millisecond, the form every ``*_at`` column holds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Tables:
+    """Base of the store's mixins: each uses the one ``db`` that :class:`automem.store.Store` opens."""
+
+    db: Database
