@@ -139,7 +139,7 @@ def replay(
     from automem.tui.context import TuiContext
 
     store = _open_store(db)
-    if episode is not None and store.db.execute("SELECT 1 FROM episodes WHERE id = ?", [episode]).fetchone() is None:
+    if episode is not None and not store.has_episode(episode):
         fail(f"no episode {episode} in {store.path}")
     _open_tui(TuiContext(store=store, extra={"episode": episode} if episode is not None else {}), "replay")
 

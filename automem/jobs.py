@@ -26,9 +26,10 @@ from typing import Any, NoReturn
 
 from automem.procs import process_alive
 from automem.store.db import DB_ENV, Store, default_db_path, now
+from automem.store.jobs import ACTIVE_STATUSES
 
 JOB_ENV = "AUTOMEM_JOB_ID"
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_STATUSES
 #: a queued row without a process after this long was left by a front end that died mid-start
 QUEUED_GRACE_S = 60.0
 
@@ -97,20 +98,10 @@ def jobs_dir(store: Store) -> Path:
 
 def start_job(store: Store, kind: str, argv: list[str], title: str) -> int:
     """Record a job and launch ``python -m automem ARGV`` in its own session; returns the job id."""
-    row = {
-        "kind": kind,
-        "title": title,
-        "argv": json.dumps(argv),
-        "status": "queued",
-        "progress_done": 0,
-        "progress_total": 0,
-        "progress_info": "",
-        "created_at": now(),
-    }
-    job_id = int(store.db["jobs"].insert(row).last_pk)  # type: ignore[arg-type]
+    job_id = store.insert_job(kind, title, argv)
     log_path = jobs_dir(store) / f"{job_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    store.db["jobs"].update(job_id, {"log_path": str(log_path)})
+    store.update_job(job_id, log_path=str(log_path))
     env = {
         **os.environ,
         JOB_ENV: str(job_id),
@@ -136,30 +127,25 @@ def start_job(store: Store, kind: str, argv: list[str], title: str) -> int:
             _finish(store, job_id, "failed", error=f"cannot start: {exc}")
             raise JobError(f"cannot start job {job_id}: {exc}") from None
     _children[proc.pid] = proc
-    # the child may already have marked itself running, or even finished: only move on from queued
-    store.db.execute(
-        "UPDATE jobs SET pid = ?, status = CASE WHEN status = 'queued' THEN 'running' ELSE status END WHERE id = ?",
-        [proc.pid, job_id],
-    )
-    store.db.conn.commit()
+    store.job_launched(job_id, proc.pid)
     return job_id
 
 
 def get_job(store: Store, job_id: int) -> Job:
-    rows = list(store.db["jobs"].rows_where("id = ?", [job_id]))
-    if not rows:
+    row = store.job_row(job_id)
+    if row is None:
         raise JobError(f"no job {job_id}")
-    return Job.from_row(rows[0])
+    return Job.from_row(row)
 
 
 def list_jobs(store: Store) -> list[Job]:
     """All jobs, oldest first, after marking the ones whose process died without a word as lost."""
     reconcile(store)
-    return [Job.from_row(r) for r in store.db["jobs"].rows_where(order_by="id")]
+    return [Job.from_row(r) for r in store.job_rows()]
 
 
 def reconcile(store: Store) -> None:
-    for row in store.db["jobs"].rows_where("status IN ('queued', 'running')"):
+    for row in store.job_rows(active_only=True):
         pid = row["pid"]
         if pid is None:
             if _age_s(row["created_at"]) < QUEUED_GRACE_S:
@@ -186,10 +172,7 @@ def cancel_job(store: Store, job_id: int, *, wait_s: float = 10.0) -> Job:
         raise JobError(f"job {job_id} is not running (it is {job.status})")
     # recorded first: whoever sees the process gone (this call or another front end's reconcile)
     # then calls it cancelled even when it died before it could record anything
-    store.db.execute(
-        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?", [now(), job_id]
-    )
-    store.db.conn.commit()
+    store.request_job_cancel(job_id)
     pid = job.pid
     if pid is None or not _alive(pid):
         _finish(store, job_id, "cancelled", only_active=True)
@@ -275,11 +258,7 @@ def _clean(text: str) -> str:
 
 
 def _finish(store: Store, job_id: int, status: str, *, error: str | None = None, only_active: bool = False) -> None:
-    sql = "UPDATE jobs SET status = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?"
-    if only_active:
-        sql += " AND status IN ('queued', 'running')"
-    store.db.execute(sql, [status, error, now(), job_id])
-    store.db.conn.commit()
+    store.end_job(job_id, status, error=error, only_active=only_active)
 
 
 def _age_s(stamp: str | None) -> float:
@@ -316,9 +295,7 @@ def report_progress(done: int, total: int, info: str = "") -> None:
 
     try:
         with _progress_lock:
-            _current["store"].db["jobs"].update(
-                job_id, {"progress_done": done, "progress_total": total, "progress_info": info}
-            )
+            _current["store"].update_job(job_id, progress_done=done, progress_total=total, progress_info=info)
     except sqlite3.Error:
         pass  # progress is for display: never fail the work because of it
 
@@ -352,7 +329,7 @@ def run_as_job(entry: Callable[[], object]) -> NoReturn:
     # then get Python's KeyboardInterrupt for SIGINT too (see _interrupt_worker_processes)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _current.update(id=job_id, store=store)
-    store.db["jobs"].update(job_id, {"status": "running", "pid": os.getpid(), "started_at": now()})
+    store.update_job(job_id, status="running", pid=os.getpid(), started_at=now())
     code = 0
     try:
         try:
@@ -382,7 +359,7 @@ def run_as_job(entry: Callable[[], object]) -> NoReturn:
     else:
         status, error = "failed", _last_line(log_path) or f"exit code {code}"
     with _progress_lock:
-        store.db["jobs"].update(job_id, {"status": status, "exit_code": code, "error": error, "finished_at": now()})
+        store.update_job(job_id, status=status, exit_code=code, error=error, finished_at=now())
     _current.clear()
     store.close()
     sys.exit(code)

@@ -25,7 +25,6 @@ _CONNECT = {("sqlite3", "connect"), ("sqlite_utils", "Database")}
 
 #: files still being moved into the store (issue 14); each leaves this list when it is clean
 PENDING = {
-    "automem/cli.py",
     "automem/engines/replay.py",
     "automem/finetune/compare.py",
     "automem/finetune/ledger.py",
@@ -33,13 +32,10 @@ PENDING = {
     "automem/finetune/train.py",
     "automem/jobs.py",
     "automem/optimize/digest.py",
-    "automem/optimize/lineage.py",
-    "automem/optimize/loop.py",
     "automem/runs/metrics.py",
     "automem/runs/replay.py",
     "automem/tui/screens/replay.py",
     "automem/tui/widgets/job_form.py",
-    "automem/tui/widgets/structure_catalog.py",
 }
 
 

@@ -14,15 +14,18 @@ from automem.store.db import Store
 def lineage_rows(store: Store) -> list[dict[str, Any]]:
     """One row per stored structure, oldest first, with its scores and what loop 1 decided on it."""
     scores = store.structure_scores()
-    decisions: dict[str, dict[str, Any]] = {}
-    for row in store.db.execute(
-        "SELECT candidate_id, status, reason, changes, parent_mean, candidate_mean, candidate_se, iteration "
-        "FROM optimize_iterations WHERE candidate_id IS NOT NULL ORDER BY id"
-    ).fetchall():
-        decisions[row[0]] = {
-            "status": row[1], "reason": row[2], "changes": json.loads(row[3] or "[]"), "parent_mean": row[4],
-            "mean": row[5], "se": row[6], "iteration": row[7],
+    decisions = {
+        sid: {
+            "status": row["status"],
+            "reason": row["reason"],
+            "changes": json.loads(row["changes"] or "[]"),
+            "parent_mean": row["parent_mean"],
+            "mean": row["candidate_mean"],
+            "se": row["candidate_se"],
+            "iteration": row["iteration"],
         }  # fmt: skip
+        for sid, row in store.candidate_decisions().items()
+    }
     out = []
     for s in store.structures():
         episodes, mean = scores.get(s["id"], (0, None))

@@ -97,12 +97,7 @@ class OptimizeResult:
 
 
 def score_run(store: Store, run_id: int) -> Score:
-    rows = store.db.execute(
-        "SELECT e.task, e.seed, e.progression, e.steps, "
-        "COALESCE((SELECT SUM(s.input_tokens + s.output_tokens) FROM steps s WHERE s.episode_id = e.id), 0) "
-        "FROM episodes e WHERE e.run_id = ? AND e.status = 'finished' ORDER BY e.task, e.seed",
-        [run_id],
-    ).fetchall()
+    rows = store.episode_scores(run_id)
     mean, se = mean_se([r[2] for r in rows])
     steps = sum(r[3] for r in rows)
     tokens = sum(r[4] for r in rows)
@@ -138,48 +133,40 @@ class Optimizer:
     # -- records -----------------------------------------------------------------------------
     def _optimization(self) -> int:
         c = self.config
-        row = self.store.db.execute("SELECT id, config FROM optimizations WHERE name = ?", [c.name]).fetchone()
+        row = self.store.optimization_by_name(c.name)
         fingerprint = c.fingerprint()
         if row is not None:
-            stored = json.loads(row[1])["fingerprint"]
+            stored = json.loads(row["config"])["fingerprint"]
             if stored != fingerprint:
                 diff = ", ".join(k for k in fingerprint if stored.get(k) != fingerprint[k])
                 raise OptimizeError(f"optimization {c.name!r} exists with other settings ({diff}); pick another name")
-            self.store.db["optimizations"].update(row[0], {"status": "running"})
-            return int(row[0])
+            self.store.set_optimization_status(row["id"], "running")
+            return int(row["id"])
         self.store.save_structure(c.root)
-        return int(
-            self.store.db["optimizations"]
-            .insert(
-                {
-                    "name": c.name,
-                    "game": c.game,
-                    "root_structure_id": c.root.id,
-                    "critic": c.critic,
-                    "agent_engine": c.agent_engine,
-                    "status": "running",
-                    "created_at": now(),
-                    "config": json.dumps(
-                        {
-                            "fingerprint": fingerprint,
-                            "iterations": c.iterations,
-                            "workers": c.workers,
-                            "parent": c.parent,
-                            "gate": c.gate.settings(),
-                            "retry": c.retry,
-                        }
-                    ),
-                }  # fmt: skip
-            )
-            .last_pk  # type: ignore[arg-type]
+        return self.store.insert_optimization(
+            {
+                "name": c.name,
+                "game": c.game,
+                "root_structure_id": c.root.id,
+                "critic": c.critic,
+                "agent_engine": c.agent_engine,
+                "status": "running",
+                "created_at": now(),
+                "config": json.dumps(
+                    {
+                        "fingerprint": fingerprint,
+                        "iterations": c.iterations,
+                        "workers": c.workers,
+                        "parent": c.parent,
+                        "gate": c.gate.settings(),
+                        "retry": c.retry,
+                    }
+                ),
+            }  # fmt: skip
         )
 
     def _rows(self, opt_id: int, iteration: int) -> list[dict[str, Any]]:
-        return list(
-            self.store.db["optimize_iterations"].rows_where(
-                "optimization_id = ? AND iteration = ?", [opt_id, iteration], order_by="candidate"
-            )
-        )
+        return self.store.iteration_rows(opt_id, iteration)
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, structure: Structure, run_name: str, seeds: list[int] | None = None) -> Score:
@@ -223,7 +210,7 @@ class Optimizer:
             status = "interrupted"
             raise
         finally:
-            self.store.db["optimizations"].update(opt_id, {"status": status, "finished_at": now()})
+            self.store.set_optimization_status(opt_id, status, finished=True)
         return self._result(opt_id, root_score)
 
     def _evaluated(self) -> list[tuple[Structure, Score]]:
@@ -241,12 +228,7 @@ class Optimizer:
         return front[iteration % len(front)][0]
 
     def _accepted_ids(self) -> set[str]:
-        rows = self.store.db.execute(
-            "SELECT candidate_id FROM optimize_iterations i JOIN optimizations o ON o.id = i.optimization_id "
-            "WHERE o.name = ? AND i.status = 'accepted'",
-            [self.config.name],
-        ).fetchall()
-        return {r[0] for r in rows}
+        return self.store.accepted_candidates(self.config.name)
 
     def _iteration(self, opt_id: int, iteration: int) -> None:
         rows = self._rows(opt_id, iteration)
@@ -283,9 +265,9 @@ class Optimizer:
     def _reload(self, opt_id: int) -> None:
         """A resumed optimization: the structures and scores its finished candidates earned (not
         those racing stopped: they did not play every seed)."""
-        for row in self.store.db["optimize_iterations"].rows_where(
-            "optimization_id = ? AND candidate_run_id IS NOT NULL", [opt_id]
-        ):
+        for row in self.store.iteration_rows(opt_id):
+            if row["candidate_run_id"] is None:
+                continue
             if row["status"] != RACED_OUT:
                 self._load(row["candidate_id"], row["candidate_run_id"])
             self._load(row["parent_id"], row["parent_run_id"])
@@ -356,7 +338,7 @@ class Optimizer:
         if child is not None:
             self.store.save_structure(child)
             self.structures[child.id] = child
-        self.store.db["optimize_iterations"].insert(
+        self.store.insert_iteration(
             {
                 "optimization_id": opt_id,
                 "iteration": iteration,
@@ -418,7 +400,7 @@ class Optimizer:
                 decision = replace(decision, extra={"heat_seeds": heat, "saved_seconds": 0.0})
         keys = sorted(set(score.per_seed) | set(parent_score.per_seed))
         per_seed = {k: [parent_score.per_seed.get(k), score.per_seed.get(k)] for k in keys}
-        self.store.db["optimize_iterations"].update(
+        self.store.update_iteration(
             row["id"],
             {
                 "status": decision.status,
@@ -450,9 +432,7 @@ class Optimizer:
             ((s, sc) for s, sc in evaluated if s.id in accepted),
             key=lambda item: (item[1].mean, -item[1].tokens_per_step),
         )
-        rows = self.store.db.execute(
-            "SELECT status, gate FROM optimize_iterations WHERE optimization_id = ?", [opt_id]
-        ).fetchall()
+        rows = [(r["status"], r["gate"]) for r in self.store.iteration_rows(opt_id)]
         saved = sum(json.loads(gate).get("saved_seconds", 0.0) for _, gate in rows if gate)
         return OptimizeResult(
             opt_id, best, best_score, root_score, pareto_front(evaluated),

@@ -411,6 +411,9 @@ class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows):
     def episode(self, episode_id: int) -> dict[str, Any]:
         return dict(self.db["episodes"].get(episode_id))
 
+    def has_episode(self, episode_id: int) -> bool:
+        return bool(self.db["episodes"].count_where("id = ?", [episode_id]))
+
     def episodes(self, run_id: int) -> list[dict[str, Any]]:
         return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="id"))
 

@@ -116,23 +116,18 @@ def catalog(store: Store) -> tuple[list[StructureEntry], list[str]]:
 
 def loop_decisions(store: Store) -> dict[str, Decision]:
     """Structure id -> loop 1's latest decision on it as a candidate (a judged one over a pending one)."""
-    rows = store.db.execute(
-        "SELECT i.candidate_id, i.status, i.reason, i.changes, i.wording, o.name, i.iteration, i.candidate, i.critic "
-        "FROM optimize_iterations i LEFT JOIN optimizations o ON o.id = i.optimization_id "
-        "WHERE i.candidate_id IS NOT NULL ORDER BY i.status != 'pending', i.id"
-    ).fetchall()
     return {
-        row[0]: Decision(
-            status=row[1] or "pending",
-            reason=row[2] or "",
-            changes=tuple(_json_list(row[3])),
-            wording=tuple(_json_list(row[4])),
-            optimization=row[5] or "",
-            iteration=row[6] or 0,
-            candidate=row[7] or 0,
-            critic=row[8] or "",
+        sid: Decision(
+            status=row["status"] or "pending",
+            reason=row["reason"] or "",
+            changes=tuple(_json_list(row["changes"])),
+            wording=tuple(_json_list(row["wording"])),
+            optimization=row["optimization"] or "",
+            iteration=row["iteration"] or 0,
+            candidate=row["candidate"] or 0,
+            critic=row["critic"] or "",
         )  # fmt: skip
-        for row in rows
+        for sid, row in store.candidate_decisions().items()
     }
 
 
