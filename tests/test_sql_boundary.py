@@ -30,7 +30,6 @@ PENDING = {
     "automem/finetune/compare.py",
     "automem/finetune/ledger.py",
     "automem/finetune/mine.py",
-    "automem/finetune/train.py",
     "automem/jobs.py",
     "automem/optimize/digest.py",
     "automem/optimize/lineage.py",
