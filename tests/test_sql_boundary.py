@@ -27,9 +27,7 @@ _CONNECT = {("sqlite3", "connect"), ("sqlite_utils", "Database")}
 PENDING = {
     "automem/cli.py",
     "automem/engines/replay.py",
-    "automem/finetune/compare.py",
     "automem/finetune/ledger.py",
-    "automem/finetune/mine.py",
     "automem/jobs.py",
     "automem/optimize/digest.py",
     "automem/optimize/lineage.py",
