@@ -27,7 +27,6 @@ _CONNECT = {("sqlite3", "connect"), ("sqlite_utils", "Database")}
 PENDING = {
     "automem/cli.py",
     "automem/engines/replay.py",
-    "automem/finetune/ledger.py",
     "automem/jobs.py",
     "automem/optimize/digest.py",
     "automem/optimize/lineage.py",
