@@ -34,7 +34,6 @@ PENDING = {
     "automem/runs/metrics.py",
     "automem/runs/replay.py",
     "automem/tui/screens/replay.py",
-    "automem/tui/widgets/job_form.py",
     "automem/tui/widgets/structure_catalog.py",
 }
 
