@@ -490,7 +490,7 @@ def mine_job_argv(*, runs: str, out: str, min_score: str = "2", judge: str = "",
         missing = [n for n in names if store is None or store.run_by_name(n) is None]
         if missing:
             raise JobError(f"runs: no run named {', '.join(map(repr, missing))}")
-        if store.db.execute("SELECT 1 FROM datasets WHERE name = ?", [out]).fetchone():
+        if store.dataset_exists(out):
             raise JobError(f"dataset name: {out!r} exists; choose another")
     argv = ["mine", *(a for n in names for a in ("--runs", n)), "--out", out]
     argv += ["--min-score", _number(min_score, "min score", least=0.0)]
@@ -519,9 +519,9 @@ def finetune_job_argv(
     dataset = dataset.strip()
     out = _plain_name(out, "name")
     with _store_of(db) as store:
-        if store is None or not store.db.execute("SELECT 1 FROM datasets WHERE name = ?", [dataset]).fetchone():
+        if store is None or not store.dataset_exists(dataset):
             raise JobError(f"dataset: no dataset named {dataset!r} (make one with a mine job)")
-        if store.db.execute("SELECT 1 FROM training_runs WHERE name = ?", [out]).fetchone():
+        if store.training_run_exists(out):
             raise JobError(
                 f"name: training run {out!r} exists; choose another (resume it with automem finetune --resume)"
             )

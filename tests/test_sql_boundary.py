@@ -23,22 +23,6 @@ _SQL = re.compile(
 _CONNECT = {("sqlite3", "connect"), ("sqlite_utils", "Database")}
 
 
-#: files still being moved into the store (issue 14); each leaves this list when it is clean
-PENDING = {
-    "automem/engines/replay.py",
-    "automem/finetune/compare.py",
-    "automem/finetune/ledger.py",
-    "automem/finetune/mine.py",
-    "automem/finetune/train.py",
-    "automem/jobs.py",
-    "automem/optimize/digest.py",
-    "automem/runs/metrics.py",
-    "automem/runs/replay.py",
-    "automem/tui/screens/replay.py",
-    "automem/tui/widgets/job_form.py",
-}
-
-
 def _docstrings(tree: ast.AST) -> set[int]:
     ids = set()
     for node in ast.walk(tree):
@@ -106,12 +90,8 @@ def _package_offences() -> dict[str, list[tuple[int, str]]]:
 
 
 def test_no_sql_outside_the_store() -> None:
-    found = {path: items for path, items in _package_offences().items() if path not in PENDING}
+    found = _package_offences()
     if found:
         lines = [f"{path}:{line}: {what}" for path, items in found.items() for line, what in items]
         pytest.fail("SQL outside automem/store (move it into a store method):\n" + "\n".join(lines))
 
-
-def test_the_pending_list_only_shrinks() -> None:
-    clean = sorted(PENDING - set(_package_offences()))
-    assert not clean, f"no SQL left in {clean}: take them off PENDING"

@@ -54,22 +54,9 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
     chosen = [(e, name) for e, name in episodes_of_runs(store, [run]) if episode_ids is None or e in episode_ids]
     items = [c for episode_id, name in chosen for c in candidates_of(store, episode_id, name, k=10)]
     memory = digest.memory  # the digest computed them over the same episodes
-    only, params = "", [row["id"]]
-    if episode_ids is not None:
-        only = f" AND e.id IN ({','.join('?' * len(episode_ids))})"
-        params += list(episode_ids)
-    ops = store.db.execute(
-        "SELECT COALESCE(SUM(o.source = 'model'), 0), SUM(o.ok AND o.source = 'model'), "
-        "COALESCE(SUM(o.ok AND o.source = 'helper'), 0), COALESCE(SUM(o.source = 'helper'), 0) "
-        "FROM memory_ops o JOIN episodes e ON e.id = o.episode_id WHERE e.run_id = ?" + only,
-        params,
-    ).fetchone()
-    totals = store.db.execute(
-        "SELECT COUNT(*), SUM(s.input_tokens + s.output_tokens), SUM(s.llm_calls), SUM(s.memory_ops) "
-        "FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.run_id = ?" + only,
-        params,
-    ).fetchone()
-    steps = totals[0] or 0
+    ops = store.run_memory_op_counts(row["id"], episode_ids)
+    totals = store.run_step_totals(row["id"], episode_ids)
+    steps = totals["steps"]
     writes = [c for c in items if c.ok and c.verb not in _READS and c.verb != "DONE"]
     files = digest.files.values()
     successful_writes = sum(f.writes for f in files)
@@ -80,21 +67,21 @@ def quality(store: Store, run: str, episode_ids: Collection[int] | None = None) 
         episodes=len(digest.episodes),
         progression_mean=mean,
         progression_se=se,
-        valid_op_rate=(ops[1] or 0) / ops[0] if ops[0] else None,
+        valid_op_rate=ops["model_ok"] / ops["model_ops"] if ops["model_ops"] else None,
         redundant_write_rate=sum(f.redundant_writes for f in files) / successful_writes if successful_writes else None,
         writes_read_later=sum(c.signals.get("read_later", False) for c in writes) / len(writes) if writes else None,
         growth_chars_per_step=sum(f.growth_chars_per_step for f in files),
-        tokens_per_step=(totals[1] or 0) / steps if steps else 0.0,
-        calls_per_step=(totals[2] or 0) / steps if steps else 0.0,
+        tokens_per_step=totals["tokens"] / steps if steps else 0.0,
+        calls_per_step=totals["llm_calls"] / steps if steps else 0.0,
         # the agent's operations: helpers' writes are counted apart (helper_writes_per_step)
-        ops_per_step=((totals[3] or 0) - ops[3]) / steps if steps else 0.0,
+        ops_per_step=(totals["memory_ops"] - ops["helper_ops"]) / steps if steps else 0.0,
         useful_writes_per_step=sum(c.signals.get("not_redundant", False) for c in writes) / steps if steps else 0.0,
         log_done_rate=memory.done_rate,
         empty_lookup_rate=memory.empty_lookup_rate,
         unproductive_action_rate=memory.unproductive_rate,
         memory_chars_per_step=memory.memory_chars_per_step,
         memory_tokens_per_step=memory.memory_tokens_per_step,
-        helper_writes_per_step=ops[2] / steps if steps else 0.0,
+        helper_writes_per_step=ops["helper_ok"] / steps if steps else 0.0,
     )
 
 

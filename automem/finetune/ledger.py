@@ -73,11 +73,9 @@ def runs_using(store: Store, adapter: str) -> list[str]:
     """Names of the runs that played with this adapter folder, oldest first."""
     wanted = Path(adapter).expanduser().resolve()
     names = []
-    for name, engine, memory_engine in store.db.execute(
-        "SELECT name, engine, memory_engine FROM runs ORDER BY id"
-    ).fetchall():
-        if wanted in (_target_of(memory_engine), _target_of(engine)):
-            names.append(name)
+    for run in store.run_engines():
+        if wanted in (_target_of(run["memory_engine"]), _target_of(run["engine"])):
+            names.append(run["name"])
     return names
 
 
@@ -124,21 +122,15 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
     pairs all of them finished, as ``automem compare --same-seeds`` does: a specialist run stopped
     early is then set against the base model on the same games, not on all of its episodes.
     """
-    rows = store.db.execute(
-        "SELECT t.name, t.status, t.created_at, t.backend, t.base, t.config, t.steps, t.train_loss, t.eval_loss, "
-        "t.log, t.adapter, d.name, d.runs, d.selection, d.candidates, d.kept, d.train, d.val "
-        "FROM training_runs t LEFT JOIN datasets d ON d.id = t.dataset_id ORDER BY t.id DESC"
-    ).fetchall()
     cache: dict[tuple[str, frozenset[int] | None], Quality | None] = {}
     recipes = []
-    for row in rows:
-        (name, status, created, backend, base, config, steps, loss, eval_loss, log, adapter) = row[:11]
-        (dataset, dataset_runs, selection, candidates, kept, train, val) = row[11:]
+    for row in store.training_runs_with_datasets():
+        name, adapter, selection = row["name"], row["adapter"], row["selection"]
         if names and name not in names:
             continue
-        config_all = json.loads(config or "{}")
+        config_all = json.loads(row["config"] or "{}")
         selection_all = json.loads(selection or "{}").get("config", {})
-        sources = json.loads(dataset_runs or "[]")
+        sources = json.loads(row["dataset_runs"] or "[]")
         players = runs_using(store, adapter)
         mined_pairs = recorded_pairs(selection)
         if not mined_pairs:  # a dataset mined before the pairs were recorded: its runs' episodes
@@ -150,19 +142,19 @@ def ledger(store: Store, names: list[str] | None = None, *, same_seeds: bool = F
         recipes.append(
             Recipe(
                 name=name,
-                status=status,
-                created_at=created,
-                dataset=dataset or "(deleted)",
+                status=row["status"],
+                created_at=row["created_at"],
+                dataset=row["dataset"] or "(deleted)",
                 dataset_runs=sources,
                 selection={k: selection_all[k] for k in SELECTION_KEYS if k in selection_all},
-                examples={"candidates": candidates or 0, "kept": kept or 0, "train": train or 0, "val": val or 0},
-                base=base,
+                examples={k: row[k] or 0 for k in ("candidates", "kept", "train", "val")},
+                base=row["base"],
                 # the backend that ran, not the one asked for ("auto")
-                config={**{k: config_all[k] for k in RECIPE_KEYS if k in config_all}, "backend": backend},
-                steps=int(steps or 0),
-                train_loss=loss,
-                eval_loss=eval_loss,
-                train_seconds=_train_seconds(log),
+                config={**{k: config_all[k] for k in RECIPE_KEYS if k in config_all}, "backend": row["backend"]},
+                steps=int(row["steps"] or 0),
+                train_loss=row["train_loss"],
+                eval_loss=row["eval_loss"],
+                train_seconds=_train_seconds(row["log"]),
                 adapter=adapter,
                 played=_qualities(store, players, cache, only),
                 mined=_qualities(store, sources, cache, only),

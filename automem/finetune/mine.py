@@ -24,7 +24,7 @@ from typing import Any
 from automem.memory.ops import READ_VERBS, added_lines_present, empty_lookup
 from automem.optimize.digest import structure_info
 from automem.runs.memory_metrics import is_done_answer
-from automem.store.db import Store, now
+from automem.store.db import Store
 
 _READS = frozenset(v.value for v in READ_VERBS)
 
@@ -104,8 +104,7 @@ def episodes_of_runs(store: Store, runs: list[str]) -> list[tuple[int, str]]:
 
 
 def _pinned(store: Store, episode_id: int) -> frozenset[str]:
-    row = store.db.execute("SELECT structure_id FROM episodes WHERE id = ?", [episode_id]).fetchone()
-    return structure_info(store, row[0] if row else None).pinned
+    return structure_info(store, store.episode_structure_id(episode_id)).pinned
 
 
 def clean_command(response: str) -> str:
@@ -116,9 +115,7 @@ def clean_command(response: str) -> str:
 
 def candidates_of(store: Store, episode_id: int, run: str, k: int) -> list[Candidate]:
     """Every memory-operation turn of one episode with its signals."""
-    steps = store.db.execute(
-        "SELECT step, reward, progression, achievements FROM steps WHERE episode_id = ? ORDER BY step", [episode_id]
-    ).fetchall()
+    steps = store.step_outcomes(episode_id)
     # a step "progressed" when it was rewarded, unlocked something or raised progression
     progressed: set[int] = set()
     last_prog, last_ach = 0.0, 0
@@ -127,18 +124,9 @@ def candidates_of(store: Store, episode_id: int, run: str, k: int) -> list[Candi
         if reward > 0 or progression > last_prog or count > last_ach:
             progressed.add(step)
         last_prog, last_ach = progression, count
-    rows = store.db.execute(
-        "SELECT c.id, c.step, c.phase, c.turn, c.response, c.valid, o.verb, o.path, o.args, o.ok, "
-        "(SELECT text FROM texts WHERE id = o.before_id), o.before_id = o.after_id, o.message "
-        "FROM llm_calls c JOIN memory_ops o ON o.llm_call_id = c.id "
-        "WHERE c.episode_id = ? ORDER BY c.id",
-        [episode_id],
-    ).fetchall()
-    marks = ",".join("?" * len(_READS))
-    reads = store.db.execute(
-        f"SELECT step, path FROM memory_ops WHERE episode_id = ? AND ok = 1 AND verb IN ({marks})",
-        [episode_id, *sorted(_READS)],
-    ).fetchall()
+    rows = store.memory_op_turns(episode_id)
+    # where and when files were read: a write read later was worth making
+    reads = store.successful_op_paths(episode_id, sorted(_READS))
     pinned = _pinned(store, episode_id)
     out = []
     written: set[int] = set()  # steps with a successful write
@@ -229,14 +217,12 @@ def judge_candidates(engine: Any, store: Store, items: list[Candidate]) -> None:
     """Ask an engine (any) to rate each candidate 1-5; a grammar holds the answer to one digit."""
     grammar = "root ::= [1-5]" if engine.supports_grammar else None
     for item in items:
-        observation = store.db.execute(
-            "SELECT observation FROM steps WHERE episode_id = ? AND step = ?", [item.episode_id, item.step]
-        ).fetchone()
+        observation = store.step_observation(item.episode_id, item.step)
         messages = [
             {"role": "system", "content": JUDGE_RUBRIC},
             {
                 "role": "user",
-                "content": f"Observation:\n{(observation or [''])[0][:1500]}\n\nOperation: {item.command}",
+                "content": f"Observation:\n{(observation or '')[:1500]}\n\nOperation: {item.command}",
             },
         ]
         try:
@@ -376,7 +362,7 @@ def mine(
     store: Store, config: MineConfig, *, judge: Any = None, on_event: Callable[[str], None] | None = None
 ) -> MineResult:
     say = on_event or (lambda _m: None)
-    if store.db.execute("SELECT 1 FROM datasets WHERE name = ?", [config.out]).fetchone():
+    if store.dataset_exists(config.out):
         raise MiningError(f"dataset {config.out!r} exists; pick another --out")
     items: list[Candidate] = []
     for episode_id, run in episodes_of_runs(store, config.runs):
@@ -411,23 +397,10 @@ def mine(
         "pairs": dataset_pairs(store, config.runs),
     }  # fmt: skip
     (folder / "selection.json").write_text(json.dumps(selection, indent=2), encoding="utf-8")
-    dataset_id = int(
-        store.db["datasets"]
-        .insert(
-            {
-                "name": config.out,
-                "runs": json.dumps(config.runs),
-                "selection": json.dumps(selection),
-                "candidates": len(items),
-                "kept": len(kept),
-                "train": counts["train"],
-                "val": counts["val"],
-                "folder": str(folder),
-                "created_at": now(),
-            }  # fmt: skip
-        )
-        .last_pk  # type: ignore[arg-type]
-    )
+    dataset_id = store.insert_dataset(
+        name=config.out, runs=config.runs, selection=selection, candidates=len(items), kept=len(kept),
+        train=counts["train"], val=counts["val"], folder=str(folder),
+    )  # fmt: skip
     dones = sum(c.verb == DONE for c in items)
     say(
         f"kept {len(kept)}: {counts['train']} train, {counts['val']} validation, in {folder}; "

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automem.store.db import Store, now
+from automem.store.db import Store
 
 
 class TrainingError(ValueError):
@@ -105,10 +105,10 @@ def _prompt_completion(path: Path) -> list[dict[str, Any]]:
 def finetune(
     store: Store, config: TrainConfig, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    row = store.db.execute("SELECT id, folder FROM datasets WHERE name = ?", [config.dataset]).fetchone()
+    row = store.dataset_by_name(config.dataset)
     if row is None:
         raise TrainingError(f"no dataset named {config.dataset!r} (make one with automem mine)")
-    dataset_id, folder = row
+    dataset_id, folder = int(row["id"]), row["folder"]
     train_rows = _prompt_completion(Path(folder) / "train.jsonl")
     val_path = Path(folder) / "val.jsonl"
     val_rows = _prompt_completion(val_path) if val_path.exists() else []
@@ -118,45 +118,25 @@ def finetune(
     if config.precision not in PRECISIONS:  # before anything is recorded
         raise TrainingError(f"--precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
     out_dir = store.path.parent / "models" / config.out
-    existing = store.db.execute("SELECT id, status FROM training_runs WHERE name = ?", [config.out]).fetchone()
+    existing = store.training_run_by_name(config.out)
     if existing and not resume:
         raise TrainingError(f"training run {config.out!r} exists; use --resume to continue it or another --out")
     if existing:
-        run_id = int(existing[0])
-        store.db["training_runs"].update(run_id, {"status": "running"})
+        run_id = int(existing["id"])
+        store.update_training_run(run_id, status="running")
     else:
-        run_id = int(
-            store.db["training_runs"]
-            .insert(
-                {
-                    "name": config.out,
-                    "dataset_id": dataset_id,
-                    "base": config.base,
-                    "backend": backend,
-                    "config": json.dumps(asdict(config)),
-                    "status": "running",
-                    "adapter": str(out_dir / "adapter"),
-                    "log": "[]",
-                    "created_at": now(),
-                }  # fmt: skip
-            )
-            .last_pk  # type: ignore[arg-type]
-        )
+        run_id = store.create_training_run(
+            name=config.out, dataset_id=dataset_id, base=config.base, backend=backend,
+            config=asdict(config), adapter=str(out_dir / "adapter"),
+        )  # fmt: skip
     try:
         result = _train_peft(config, backend, train_rows, val_rows, out_dir, resume, store, run_id, on_log)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        store.db["training_runs"].update(run_id, {"status": status, "error": str(exc)[:500], "finished_at": now()})
+        store.finish_training_run(run_id, status, error=str(exc)[:500])
         raise
-    store.db["training_runs"].update(
-        run_id,
-        {
-            "status": "finished",
-            "train_loss": result["train_loss"],
-            "eval_loss": result.get("eval_loss"),
-            "steps": result["steps"],
-            "finished_at": now(),
-        },  # fmt: skip
+    store.finish_training_run(
+        run_id, "finished", train_loss=result["train_loss"], eval_loss=result.get("eval_loss"), steps=result["steps"]
     )
     return {"training_run_id": run_id, "adapter": str(out_dir / "adapter"), "backend": backend, **result}
 
@@ -202,7 +182,7 @@ def _train_peft(
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             entry = {"step": state.global_step, **{k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}}
             log.append(entry)
-            store.db["training_runs"].update(run_id, {"log": json.dumps(log), "steps": state.global_step})
+            store.update_training_run(run_id, log=json.dumps(log), steps=state.global_step)
             if on_log is not None:
                 # the planned number of steps, for a progress bar (known once training has started)
                 on_log({**entry, "total_steps": int(state.max_steps or 0)})

@@ -233,11 +233,8 @@ class MineJobForm(JobForm):
 
     def defaults(self) -> dict[str, str]:
         # the newest run with a finished episode: an interrupted evaluation is still worth mining
-        newest = self.ctx.store.db.execute(
-            "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM episodes e WHERE e.run_id = r.id "
-            "AND e.status = 'finished') ORDER BY r.id DESC LIMIT 1"
-        ).fetchone()
-        return {"job-runs": newest[0] if newest else "", "job-min-score": "2"}
+        newest = self.ctx.store.newest_run_with_finished_episode()
+        return {"job-runs": newest or "", "job-min-score": "2"}
 
     def job_title(self, game: str) -> str:
         return f"mine {self.value('job-runs').strip()} → {self.value('job-out').strip()}"
@@ -263,9 +260,9 @@ class FinetuneJobForm(JobForm):
     BUILD = staticmethod(finetune_job_argv)
 
     def defaults(self) -> dict[str, str]:
-        newest = self.ctx.store.db.execute("SELECT name FROM datasets ORDER BY id DESC LIMIT 1").fetchone()
+        newest = self.ctx.store.newest_dataset_name()
         return {
-            "job-dataset": newest[0] if newest else "",
+            "job-dataset": newest or "",
             "job-base": "bundled",
             "job-backend": "auto",
             "job-lora-r": "8",
