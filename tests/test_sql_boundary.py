@@ -32,7 +32,6 @@ PENDING = {
     "automem/finetune/mine.py",
     "automem/finetune/train.py",
     "automem/jobs.py",
-    "automem/optimize/digest.py",
     "automem/optimize/lineage.py",
     "automem/optimize/loop.py",
     "automem/runs/metrics.py",
