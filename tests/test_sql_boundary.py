@@ -35,7 +35,6 @@ PENDING = {
     "automem/optimize/lineage.py",
     "automem/optimize/loop.py",
     "automem/runs/metrics.py",
-    "automem/runs/replay.py",
     "automem/tui/screens/replay.py",
     "automem/tui/widgets/job_form.py",
     "automem/tui/widgets/structure_catalog.py",
