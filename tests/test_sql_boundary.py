@@ -26,7 +26,6 @@ _CONNECT = {("sqlite3", "connect"), ("sqlite_utils", "Database")}
 #: files still being moved into the store (issue 14); each leaves this list when it is clean
 PENDING = {
     "automem/cli.py",
-    "automem/engines/replay.py",
     "automem/finetune/compare.py",
     "automem/finetune/ledger.py",
     "automem/finetune/mine.py",
