@@ -33,7 +33,6 @@ PENDING = {
     "automem/jobs.py",
     "automem/optimize/lineage.py",
     "automem/optimize/loop.py",
-    "automem/tui/screens/replay.py",
     "automem/tui/widgets/job_form.py",
     "automem/tui/widgets/structure_catalog.py",
 }
