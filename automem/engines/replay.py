@@ -8,7 +8,6 @@ TUI's snapshot tests. Calls beyond the recording fail with EngineError.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from automem.engines.base import Completion, EngineError, Message
@@ -19,18 +18,14 @@ class ReplayEngine:
     supports_grammar = False  # the recorded text is returned whatever the constraint
 
     def __init__(self, db: str | Path, episode_id: int) -> None:
+        # imported here: an engine module stays light, and only this engine reads the store
+        from automem.store.db import StoreError
+        from automem.store.trajectories import recorded_calls
+
         try:
-            conn = sqlite3.connect(f"file:{Path(db).expanduser()}?mode=ro", uri=True)
-            try:
-                rows = conn.execute(
-                    "SELECT response, input_tokens, cached_tokens, output_tokens, latency_s, finish_reason, model "
-                    "FROM llm_calls WHERE episode_id = ? ORDER BY id",
-                    [episode_id],
-                ).fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            raise EngineError(f"cannot read recorded calls from {db}: {exc}") from None
+            rows = recorded_calls(db, episode_id)
+        except StoreError as exc:
+            raise EngineError(str(exc)) from None
         if not rows:
             raise EngineError(f"episode {episode_id} in {db} recorded no model calls")
         self.model = f"replay of episode {episode_id} ({rows[0][6]})"

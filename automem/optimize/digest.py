@@ -8,9 +8,10 @@ best moments with their LOG and PLAN turns. A critic engine with tool calls can 
 :func:`step_range` and :func:`memory_file_at`, described for it in :data:`TOOLS` and dispatched by
 :func:`call_tool`.
 
-Everything is computed with plain SQL over the store. Whole texts (prompts, file contents) are
-never loaded per call: sizes come from ``length()`` inside SQLite, and only the contents needed
-to judge a write redundant or a file's final line count are fetched.
+Everything is read through the store's trajectory readers (automem.store.trajectories). Whole
+texts (prompts, file contents) are never loaded per call: sizes come from ``length()`` inside
+SQLite, and only the contents needed to judge a write redundant or a file's final line count are
+fetched.
 """
 
 from __future__ import annotations
@@ -225,11 +226,11 @@ def structure_info(
     cache = {} if cache is None else cache
     if structure_id in cache:
         return cache[structure_id]
-    row = store.db.execute("SELECT yaml FROM structures WHERE id = ?", [structure_id]).fetchone()
+    text = store.structure_yaml(structure_id)
     data: Any = {}
-    if row and row[0]:
+    if text:
         try:
-            data = yaml.load(row[0], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError:
             data = {}
     data = data if isinstance(data, dict) else {}
@@ -245,14 +246,7 @@ def structure_info(
 
 
 def _load_steps(store: Store, episode_id: int) -> list[_Step]:
-    rows = store.db.execute(
-        "SELECT step, action, action_source, reward, progression, achievements, invalid_outputs, "
-        "COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0), COALESCE(llm_calls, 0), "
-        # compared inside SQLite: the observations themselves never leave the database
-        "COALESCE(observation = LAG(observation) OVER (ORDER BY step), 0) "
-        "FROM steps WHERE episode_id = ? ORDER BY step",
-        [episode_id],
-    ).fetchall()
+    rows = store.step_rows_for_digest(episode_id)
     out: list[_Step] = []
     last_json, seen = "[]", set()
     for step, action, source, reward, progression, achievements, invalid, tokens, calls, same in rows:
@@ -268,46 +262,17 @@ def _load_steps(store: Store, episode_id: int) -> list[_Step]:
 
 
 def _load_ops(store: Store, episode_id: int) -> list[_Op]:
-    rows = store.db.execute(
-        "SELECT o.id, o.step, o.verb, o.path, o.args, o.ok, length(o.message), "
-        "CASE WHEN o.ok = 0 OR o.path = '*' THEN o.message END, o.before_id, o.after_id, "
-        "(SELECT length(t.text) FROM texts t WHERE t.id = o.after_id), o.source "
-        "FROM memory_ops o WHERE o.episode_id = ? ORDER BY o.id",
-        [episode_id],
-    ).fetchall()
+    rows = store.memory_op_rows_for_digest(episode_id)
     return [_Op(r[0], r[1], r[2] or "", r[3] or "", r[4] or "{}", bool(r[5]), int(r[6] or 0), r[7], r[8], r[9], r[10],
                 r[11] or "model") for r in rows]  # fmt: skip
-
-
-def _texts(store: Store, ids: Iterable[str]) -> dict[str, str]:
-    wanted = sorted(set(ids))
-    out: dict[str, str] = {}
-    for i in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
-        chunk = wanted[i : i + 500]
-        marks = ",".join("?" for _ in chunk)
-        out.update(store.db.execute(f"SELECT id, text FROM texts WHERE id IN ({marks})", chunk).fetchall())
-    return out
-
-
-def _prompt_chars(store: Store, episode_id: int) -> int:
-    # each distinct message text is measured once and weighted by how many prompts carried it
-    row = store.db.execute(
-        "WITH refs AS (SELECT json_extract(j.value, '$[1]') AS tid FROM llm_calls c, json_each(c.prompt_refs) j "
-        "WHERE c.episode_id = ?), counted AS (SELECT tid, COUNT(*) AS n FROM refs GROUP BY tid) "
-        "SELECT COALESCE(SUM(counted.n * length(t.text)), 0) FROM counted JOIN texts t ON t.id = counted.tid",
-        [episode_id],
-    ).fetchone()
-    return int(row[0] or 0)
 
 
 def _log_budget_exhausted(store: Store, episode_id: int, budget: int | None) -> int:
     if not budget:
         return 0
     turns: dict[int, list[str]] = {}
-    for step, parsed in store.db.execute(
-        "SELECT step, parsed FROM llm_calls WHERE episode_id = ? AND phase = 'LOG' ORDER BY id", [episode_id]
-    ):
-        turns.setdefault(step, []).append(parsed or "")
+    for call in store.calls_of(episode_id, phase="LOG"):
+        turns.setdefault(call["step"], []).append(call["parsed"] or "")
     return sum(1 for parsed in turns.values() if len(parsed) >= budget and parsed[-1].strip() != "DONE")
 
 
@@ -372,11 +337,11 @@ def _file_stats(
             acc.redundant += 1  # texts are content-addressed: equal ids, equal content
         elif op.verb in ADDING_VERBS and op.before_id is not None:
             to_check.append(op)
-    befores = _texts(store, (o.before_id for o in to_check if o.before_id))
+    befores = store.texts_by_id(o.before_id for o in to_check if o.before_id)
     for op in to_check:
         if added_lines_present(op.verb, json.loads(op.args or "{}"), befores.get(op.before_id or "", "")):
             accs[op.path].redundant += 1
-    finals = _texts(store, (t for t in last_text.values() if t))
+    finals = store.texts_by_id(t for t in last_text.values() if t)
     for path, acc in accs.items():
         final = finals.get(last_text[path] or "", "") if path in last_text else seed.get(path, "")
         acc.final_lines, acc.final_chars = len(split_lines(final)), len(final)
@@ -429,9 +394,7 @@ def _end_kind(episode: dict[str, Any]) -> str | None:
 def _death_cause(store: Store, episode: dict[str, Any]) -> str:
     """The end reason plus what the agent last saw: NetHack's message line and the vitals."""
     parts = [episode.get("ended_reason") or episode.get("error") or "ended"]
-    row = store.db.execute(
-        "SELECT step, observation FROM steps WHERE episode_id = ? ORDER BY step DESC LIMIT 1", [episode["id"]]
-    ).fetchone()
+    row = store.last_observation(episode["id"])
     if row and row[1]:
         lines = row[1].split("\n")
         if lines[0].strip() == "Message:" and len(lines) > 1 and lines[1].strip() not in ("", "(none)"):
@@ -542,7 +505,7 @@ def _episode_digest(
     steps = _load_steps(store, eid)
     ops = _load_ops(store, eid)
     seed = json.loads(episode.get("memory_seed") or "{}")
-    prompt_chars = _prompt_chars(store, eid)
+    prompt_chars = store.prompt_chars(eid)
     accs = _file_stats(store, steps, ops, seed, info, prompt_chars)
     helper_ops = sum(o.source == "helper" for o in ops)
     ops = [o for o in ops if o.source != "helper"]  # the rest of the digest judges the agent's own
@@ -593,16 +556,8 @@ def _first_line(text: str | None, width: int = 120) -> str:
 def _turn_lines(store: Store, episode_id: int, start: int, end: int) -> dict[int, list[str]]:
     """Each step's model turns as "  LOG1 <parsed> -> <operation result>", a person's operations
     as "  HUMAN <verb> <path> -> <result>", in the order they ran."""
-    calls = store.db.execute(
-        "SELECT id, step, phase, turn, parsed, valid, created_at FROM llm_calls "
-        "WHERE episode_id = ? AND step BETWEEN ? AND ? ORDER BY id",
-        [episode_id, start, end],
-    ).fetchall()
-    ops = store.db.execute(
-        "SELECT id, step, llm_call_id, phase, verb, path, ok, message, created_at FROM memory_ops "
-        "WHERE episode_id = ? AND step BETWEEN ? AND ? ORDER BY id",
-        [episode_id, start, end],
-    ).fetchall()
+    calls = store.calls_between(episode_id, start, end)
+    ops = store.memory_ops_between(episode_id, start, end)
     results: dict[int, list[str]] = {}
     entries: dict[int, list[tuple[str, int, list[str]]]] = {}
     for op_id, step, call_id, phase, verb, path, _ok, message, created in ops:
@@ -657,7 +612,7 @@ def build_digest(
 ) -> Digest:
     """The digest of every episode of ``run_id`` (any status; unfinished ones are marked), or of
     those in ``episode_ids``."""
-    run = store.db.execute("SELECT id, game, structure_id FROM runs WHERE id = ?", [run_id]).fetchone()
+    run = store.run_by_id(run_id)
     if run is None:
         raise DigestError(f"no run {run_id} in {store.path}")
     cache: dict[str | None, StructureInfo] = {}
@@ -666,7 +621,7 @@ def build_digest(
     for episode in store.episodes(run_id):
         if episode_ids is not None and episode["id"] not in episode_ids:
             continue
-        info = structure_info(store, episode.get("structure_id") or run[2], cache)
+        info = structure_info(store, episode.get("structure_id") or run["structure_id"], cache)
         digest, accs = _episode_digest(store, episode, info, window, max_windows_per_episode)
         episodes.append(digest)
         for path, acc in accs.items():
@@ -677,8 +632,8 @@ def build_digest(
     tokens = sum(e.tokens_per_step * e.steps for e in episodes)
     return Digest(
         run_id=run_id,
-        structure_id=run[2],
-        game=run[1] or "",
+        structure_id=run["structure_id"],
+        game=run["game"] or "",
         episodes=episodes,
         files={p: a.stats() for p, a in files.items()},
         mean_progression=round(mean, 4),
@@ -923,16 +878,8 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
-def _episode_steps(store: Store, episode_id: int) -> int | None:
-    """The number of recorded steps, or None when there is no such episode."""
-    row = store.db.execute(
-        "SELECT (SELECT COUNT(*) FROM steps WHERE episode_id = e.id) FROM episodes e WHERE e.id = ?", [episode_id]
-    ).fetchone()
-    return None if row is None else int(row[0])
-
-
 def _range_error(store: Store, episode_id: int, steps: Sequence[int]) -> str | None:
-    n = _episode_steps(store, episode_id)
+    n = store.step_count(episode_id)
     if n is None:
         return f"error: no episode {episode_id}"
     if n == 0:
@@ -950,15 +897,9 @@ def step_range(store: Store, episode_id: int, start: int, end: int, max_chars: i
         return error
     if start > end:
         return f"error: start {start} is after end {end}"
-    rows = store.db.execute(
-        "SELECT step, action, action_source, reward, progression, invalid_outputs, observation, helper_notes "
-        "FROM steps WHERE episode_id = ? AND step BETWEEN ? AND ? ORDER BY step",
-        [episode_id, start, end],
-    ).fetchall()
-    before = store.db.execute(
-        "SELECT progression FROM steps WHERE episode_id = ? AND step = ?", [episode_id, start - 1]
-    ).fetchone()
-    previous = float(before[0]) if before else 0.0
+    rows = store.steps_between(episode_id, start, end)
+    before = store.progression_at(episode_id, start - 1)
+    previous = before if before is not None else 0.0
     turns = _turn_lines(store, episode_id, start, end)
     out: list[str] = []
     used = 0

@@ -50,17 +50,7 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 def summarize(store: Store, run_id: int, *, only_finished: bool = True) -> list[GroupSummary]:
     """One summary per (game, task), plus an ``all`` row per game when it has several tasks."""
-    status = "AND e.status = 'finished'" if only_finished else ""
-    episodes = store.db.execute(
-        f"""SELECT e.id, e.game, e.task, e.progression, e.steps, e.achievements,
-                   COALESCE(SUM(s.input_tokens + s.output_tokens), 0), COALESCE(SUM(s.llm_calls), 0),
-                   COALESCE(SUM(s.memory_ops), 0), COALESCE(SUM(s.invalid_outputs), 0),
-                   COALESCE(SUM(s.cached_tokens), 0), COALESCE(SUM(s.input_tokens), 0)
-            FROM episodes e LEFT JOIN steps s ON s.episode_id = e.id
-            WHERE e.run_id = ? {status}
-            GROUP BY e.id ORDER BY e.id""",
-        [run_id],
-    ).fetchall()
+    episodes = store.episode_totals(run_id, only_finished=only_finished)
     groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in episodes:
         groups.setdefault((row[1], row[2]), []).append(row)

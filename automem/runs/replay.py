@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +36,12 @@ class ReplayCall:
     cached_tokens: int
     output_tokens: int
     latency_s: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ReplayCall:
+        """The call from its ``llm_calls`` row: each field is the column of the same name."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        return cls(**values | {"valid": bool(row["valid"])})
 
 
 @dataclass
@@ -91,12 +97,7 @@ class EpisodeReplay:
         except NotFoundError:
             raise ReplayError(f"no episode {episode_id} in {store.path}") from None
         self.episode_id = episode_id
-        self._steps = store.db.execute(
-            "SELECT step, observation, helper_notes, frame, action, action_source, reward, done, progression, "
-            "achievements, invalid_outputs, input_tokens, cached_tokens, output_tokens, model_s "
-            "FROM steps WHERE episode_id = ? ORDER BY step",
-            [episode_id],
-        ).fetchall()
+        self._steps = store.steps(episode_id)
         self._ops: dict[int, list[ReplayOp]] = {}
         # path -> ([op id, ...], [text id or None, ...]): the file's content after each change
         self._timeline: dict[str, tuple[list[int], list[str | None]]] = {}
@@ -108,7 +109,7 @@ class EpisodeReplay:
         self._text = lru_cache(maxsize=4096)(self._load_text)
         total, self._total_reward = 0.0, []
         for row in self._steps:
-            total += row[6]
+            total += row["reward"]
             self._total_reward.append(total)
 
     def __len__(self) -> int:
@@ -116,25 +117,22 @@ class EpisodeReplay:
 
     # -- loading --------------------------------------------------------------------------
     def _load_ops(self) -> None:
-        rows = self.store.db.execute(
-            "SELECT id, step, phase, turn, source, verb, path, args, ok, message, diff, llm_call_id, "
-            "before_id, after_id FROM memory_ops WHERE episode_id = ? ORDER BY id",
-            [self.episode_id],
-        ).fetchall()
         last_by_step: dict[int, int] = {}
-        for op_id, step, phase, turn, source, verb, path, args, ok, message, diff, call_id, _before, after in rows:
-            op = ReplayOp(op_id, phase, turn, source, verb, path, json.loads(args or "{}"), bool(ok), message,
-                          diff or "", call_id)  # fmt: skip
-            self._ops.setdefault(step, []).append(op)
-            last_by_step[step] = op_id
+        for row in self.store.memory_ops_of(self.episode_id):
+            op = ReplayOp(row["id"], row["phase"], row["turn"], row["source"], row["verb"], row["path"],
+                          json.loads(row["args"] or "{}"), bool(row["ok"]), row["message"], row["diff"] or "",
+                          row["llm_call_id"])  # fmt: skip
+            self._ops.setdefault(row["step"], []).append(op)
+            last_by_step[row["step"]] = op.id
             if not op.is_write:
                 continue
-            if verb == "rename":
+            after = row["after_id"]
+            if op.verb == "rename":
                 # content moved from path to new_path: the old path is gone
-                self._change(path, op_id, None)
-                self._change(op.args.get("new_path", ""), op_id, after)
+                self._change(op.path, op.id, None)
+                self._change(op.args.get("new_path", ""), op.id, after)
             else:
-                self._change(path, op_id, after)  # None after a delete
+                self._change(op.path, op.id, after)  # None after a delete
         # the last operation id at or before each step, for timeline lookups
         running = 0
         for index in range(len(self._steps)):
@@ -147,13 +145,12 @@ class EpisodeReplay:
         contents.append(text_id)
 
     def _load_text(self, text_id: str) -> str:
-        row = self.store.db.execute("SELECT text FROM texts WHERE id = ?", [text_id]).fetchone()
-        return row[0] if row else ""
+        return self.store.texts_by_id([text_id]).get(text_id, "")
 
     def _find_achievement_steps(self) -> list[int]:
         out, seen = [], 0
         for index, row in enumerate(self._steps):
-            count = len(json.loads(row[9] or "[]"))
+            count = len(json.loads(row["achievements"] or "[]"))
             if count > seen:
                 out.append(index)
             seen = count
@@ -163,38 +160,32 @@ class EpisodeReplay:
     def step(self, index: int) -> ReplayStep:
         if not 0 <= index < len(self._steps):
             raise ReplayError(f"step {index} is outside 0..{len(self._steps) - 1}")
-        (step, observation, notes, frame, action, source, reward, done, progression, achievements, invalid,
-         input_tokens, cached_tokens, output_tokens, model_s) = self._steps[index]  # fmt: skip
-        now = json.loads(achievements or "[]")
-        before = set(json.loads(self._steps[index - 1][9] or "[]")) if index else set()
+        row = self._steps[index]
+        now = json.loads(row["achievements"] or "[]")
+        before = set(json.loads(self._steps[index - 1]["achievements"] or "[]")) if index else set()
         return ReplayStep(
-            index=step,
-            observation=observation,
-            helper_notes=notes or "",
-            frame=Frame.from_dict(json.loads(frame)),
-            action=action,
-            action_source=source,
-            reward=reward,
-            done=bool(done),
-            progression=progression,
+            index=row["step"],
+            observation=row["observation"],
+            helper_notes=row["helper_notes"] or "",
+            frame=Frame.from_dict(json.loads(row["frame"])),
+            action=row["action"],
+            action_source=row["action_source"],
+            reward=row["reward"],
+            done=bool(row["done"]),
+            progression=row["progression"],
             achievements=now,
             unlocked=[a for a in now if a not in before],
-            invalid_outputs=invalid,
-            input_tokens=input_tokens,
-            cached_tokens=cached_tokens,
-            output_tokens=output_tokens,
-            model_s=model_s,
+            invalid_outputs=row["invalid_outputs"],
+            input_tokens=row["input_tokens"],
+            cached_tokens=row["cached_tokens"],
+            output_tokens=row["output_tokens"],
+            model_s=row["model_s"],
             calls=self.calls(index),
             ops=list(self._ops.get(index, [])),
         )
 
     def calls(self, index: int) -> list[ReplayCall]:
-        rows = self.store.db.execute(
-            "SELECT id, phase, turn, engine, response, parsed, valid, input_tokens, cached_tokens, output_tokens, "
-            "latency_s FROM llm_calls WHERE episode_id = ? AND step = ? ORDER BY id",
-            [self.episode_id, index],
-        ).fetchall()
-        return [ReplayCall(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), *r[7:]) for r in rows]
+        return [ReplayCall.from_row(row) for row in self.store.calls_of_step(self.episode_id, index)]
 
     def memory(self, index: int) -> dict[str, str]:
         """The memory folder after step ``index``'s operations (index -1: the seed files): path -> content."""
@@ -238,12 +229,4 @@ class EpisodeReplay:
 
 def list_episodes(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     """Stored episodes, newest first, with what the replay table shows."""
-    rows = store.db.execute(
-        "SELECT e.id, r.name, e.game, e.task, s.name, e.structure_id, e.engine, e.model, e.seed, e.steps, "
-        "e.progression, e.status, e.started_at FROM episodes e JOIN runs r ON r.id = e.run_id "
-        "LEFT JOIN structures s ON s.id = e.structure_id ORDER BY e.id DESC LIMIT ?",
-        [limit],
-    ).fetchall()
-    keys = ("id", "run", "game", "task", "structure", "structure_id", "engine", "model", "seed", "steps",
-            "progression", "status", "started_at")  # fmt: skip
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    return store.recent_episodes(limit)

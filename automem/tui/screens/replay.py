@@ -178,8 +178,8 @@ class ReplayScreen(Screen[None]):
         )
 
     def _structure_name(self, structure_id: str) -> str:
-        row = self.ctx.store.db.execute("SELECT name FROM structures WHERE id = ?", [structure_id]).fetchone()
-        return row[0] if row else structure_id[:8]
+        name = self.ctx.store.structure_name(structure_id)
+        return name if name is not None else structure_id[:8]
 
     def _go_if(self, target: int | None, what: str) -> None:
         if target is None:
