@@ -94,4 +94,3 @@ def test_no_sql_outside_the_store() -> None:
     if found:
         lines = [f"{path}:{line}: {what}" for path, items in found.items() for line, what in items]
         pytest.fail("SQL outside automem/store (move it into a store method):\n" + "\n".join(lines))
-

@@ -1,4 +1,4 @@
-"""What every table module of the store shares: the connection attribute and the timestamp."""
+"""What every table module of the store shares: the connection attribute, the timestamp, the errors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ if TYPE_CHECKING:
 def now() -> str:
     """An ISO-8601 UTC timestamp to the millisecond, the form every ``*_at`` column holds."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written."""
+
+
+class StructureNotFound(StoreError, KeyError):
+    """No stored structure matches an id prefix, or more than one does."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class Tables:

@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from automem.memory.ops import OpResult
 from automem.memory.structure import Structure
 from automem.procs import process_alive
-from automem.store.base import now
+from automem.store.base import StoreError, StructureNotFound, now
 from automem.store.jobs import JobRows
 from automem.store.migrations import migrations
 from automem.store.optimizations import OptimizationRows
@@ -529,14 +529,3 @@ _INSERT_STEP = _insert(
     "achievements, invalid_outputs, llm_calls, memory_ops, input_tokens, cached_tokens, output_tokens, model_s, "
     "game_s, harness_s, created_at",
 )
-
-
-class StoreError(Exception):
-    """The database cannot be opened or written."""
-
-
-class StructureNotFound(StoreError, KeyError):
-    """No stored structure matches an id prefix, or more than one does."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""

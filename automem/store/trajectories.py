@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from automem.store.base import Tables
+from automem.store.base import StoreError, Tables
 
 #: texts fetched per query: stays under SQLite's bound-parameter limit (999 in older builds)
 _TEXTS_PER_QUERY = 500
@@ -256,9 +256,6 @@ def recorded_calls(path: str | Path, episode_id: int) -> list[tuple[Any, ...]]:
 
     The file is opened read-only and apart from :class:`automem.store.Store`: replaying a
     recording must not migrate or write to the file it reads, which a run may be recording into."""
-    # db imports this module, so its error class is imported when first needed
-    from automem.store.db import StoreError
-
     try:
         conn = sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)
         try:
