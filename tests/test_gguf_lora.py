@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from automem.engines import EngineError, make_engine  # noqa: E402
 from automem.engines.bundled import bundled_model_path  # noqa: E402
-from automem.finetune.gguf_lora import ConversionError, convert_adapter  # noqa: E402
+from automem.engines.gguf_lora import ConversionError, convert_adapter  # noqa: E402
 
 TEXT = "The memory folder holds notes about the world: trees give wood, stone needs a pickaxe."
 
@@ -26,12 +26,11 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     and would prove nothing), and transformers' logits on TEXT with and without it."""
     from peft import LoraConfig, get_peft_model
 
-    from automem.engines.transformers_engine import load_pretrained
-    from automem.finetune.train import _unmark_gguf
+    from automem.engines.transformers_engine import load_pretrained, unmark_gguf
 
     base = bundled_model_path()
     tokenizer, model = load_pretrained(base.parent, base.name, torch.float32)
-    _unmark_gguf(model)
+    unmark_gguf(model)
     torch.manual_seed(0)
     config = LoraConfig(
         r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],

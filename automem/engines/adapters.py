@@ -39,7 +39,7 @@ def adapter_base(adapter: Path) -> str:
 
 def gguf_lora_for(adapter: Path, base_gguf: Path) -> Path:
     """The adapter as a GGUF LoRA for llama.cpp: the file written after training, else converted now."""
-    from automem.finetune.gguf_lora import ADAPTER_FILE, ConversionError, convert_adapter
+    from automem.engines.gguf_lora import ADAPTER_FILE, ConversionError, convert_adapter
 
     converted = adapter / ADAPTER_FILE
     if converted.is_file() and converted.stat().st_mtime >= (adapter / "adapter_model.safetensors").stat().st_mtime:

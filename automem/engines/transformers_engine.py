@@ -375,3 +375,29 @@ def factory(target: str, **options: Any) -> TransformersEngine:
 
         target = str(bundled_model_path())
     return TransformersEngine(target, **options)
+
+
+def unmark_gguf(model: Any) -> None:
+    """transformers dequantizes GGUF weights to plain tensors on load but keeps the model marked as
+    GGUF-quantized, which its Trainer and save_pretrained refuse; the weights really are float now."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def hf_folder_of(gguf_path: Path, cache: Path) -> Path:
+    """A transformers folder (config, tokenizer, float weights) made once from a GGUF model, for
+    trainers and servers that cannot read GGUF themselves (Unsloth, vLLM)."""
+    import torch
+
+    target = cache / gguf_path.stem
+    if (target / "config.json").is_file():
+        return target
+    tokenizer, model = load_pretrained(gguf_path.parent, gguf_path.name, torch.bfloat16)
+    unmark_gguf(model)
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    partial.rename(target)  # only a complete folder is ever found under the final name
+    return target

@@ -235,7 +235,7 @@ def factory(target: str, **options: Any) -> VLLMEngine:
         base = adapter_base(adapter)
         if base.endswith(".gguf"):
             # vLLM's GGUF loading is experimental and has no LoRA: give it the base as a model folder
-            from automem.finetune.train import hf_folder_of
+            from automem.engines.transformers_engine import hf_folder_of
 
             base = str(hf_folder_of(Path(base).expanduser(), adapter.parent.parent / "bases"))
         return VLLMEngine(base, lora_path=str(adapter), **options)

@@ -158,7 +158,7 @@ def _train_peft(
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from automem.engines.transformers_engine import load_pretrained, resolve_model
+    from automem.engines.transformers_engine import load_pretrained, resolve_model, unmark_gguf
 
     folder, gguf_file = resolve_model(_base_path(config.base))
     cuda = torch.cuda.is_available()
@@ -169,7 +169,7 @@ def _train_peft(
     else:
         tokenizer, model = load_pretrained(folder, gguf_file, torch.float32 if not cuda else "auto")
         if gguf_file:
-            _unmark_gguf(model)
+            unmark_gguf(model)
         peft_config = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules,
             lora_dropout=0.0, task_type="CAUSAL_LM",
@@ -220,7 +220,7 @@ def _train_peft(
     (out_dir / "adapter" / "automem.json").write_text(json.dumps(record), encoding="utf-8")
     if gguf_file:
         # the same adapter for llama.cpp (grammar-constrained play with llamacpp:ADAPTER)
-        from automem.finetune.gguf_lora import ConversionError, convert_adapter
+        from automem.engines.gguf_lora import ConversionError, convert_adapter
 
         try:
             record["gguf_lora"] = str(convert_adapter(out_dir / "adapter", base_file))
@@ -243,37 +243,11 @@ def _train_peft(
     return result
 
 
-def _unmark_gguf(model: Any) -> None:
-    """transformers dequantizes GGUF weights to plain tensors on load but keeps the model marked as
-    GGUF-quantized, which its Trainer and save_pretrained refuse; the weights really are float now."""
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-
-
-def hf_folder_of(gguf_path: Path, cache: Path) -> Path:
-    """A transformers folder (config, tokenizer, float weights) made once from a GGUF model, for
-    trainers and servers that cannot read GGUF themselves (Unsloth, vLLM)."""
-    import torch
-
-    from automem.engines.transformers_engine import load_pretrained
-
-    target = cache / gguf_path.stem
-    if (target / "config.json").is_file():
-        return target
-    tokenizer, model = load_pretrained(gguf_path.parent, gguf_path.name, torch.bfloat16)
-    _unmark_gguf(model)
-    partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(str(partial))
-    tokenizer.save_pretrained(str(partial))
-    partial.rename(target)  # only a complete folder is ever found under the final name
-    return target
-
-
 def _unsloth_model(config: TrainConfig, folder: Path, gguf_file: str | None, cache: Path) -> tuple[Any, Any]:
     """(tokenizer, LoRA model) through Unsloth, which loads the base itself to patch its kernels."""
     from unsloth import FastLanguageModel  # pragma: no cover - needs a CUDA GPU
+
+    from automem.engines.transformers_engine import hf_folder_of
 
     if gguf_file:
         folder = hf_folder_of(folder / gguf_file, cache)
