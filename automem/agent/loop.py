@@ -18,7 +18,7 @@ from automem.memory.grammar import build_grammar
 from automem.memory.ops import READ_VERBS, Operation, OpResult, Verb
 from automem.memory.structure import PhaseSpec, Structure
 from automem.memory.syntax import Act, Done, ParseError, format_command, parse_command
-from automem.store.db import CallRecord, OpRecord
+from automem.records import CallRecord, OpRecord
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -14,7 +14,8 @@ from automem.games.base import Game
 from automem.memory.folder import MemoryFolder
 from automem.memory.ops import Operation, OpResult
 from automem.memory.structure import Structure
-from automem.store.db import CallRecord, OpRecord, StepRecord, Store
+from automem.records import CallRecord, OpRecord, StepRecord
+from automem.store.db import Store
 
 
 class EpisodeOver(Exception):

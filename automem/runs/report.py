@@ -11,9 +11,9 @@ from rich.text import Text
 
 from automem.memory.ops import READ_VERBS, Operation
 from automem.memory.syntax import format_command
+from automem.records import OpRecord
 from automem.runs.episode import EpisodeSummary, StepEvent
 from automem.runs.metrics import GroupSummary
-from automem.store.db import OpRecord
 
 
 def print_step(console: Console, event: StepEvent) -> None:

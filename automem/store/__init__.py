@@ -1,5 +1,6 @@
 """SQLite trajectory store."""
 
-from automem.store.db import CallRecord, OpRecord, StepRecord, Store, StoreError, default_db_path
+from automem.records import CallRecord, OpRecord, StepRecord
+from automem.store.db import Store, StoreError, default_db_path
 
 __all__ = ["CallRecord", "OpRecord", "StepRecord", "Store", "StoreError", "default_db_path"]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import TYPE_CHECKING
+
+from automem.records import now
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-
-def now() -> str:
-    """An ISO-8601 UTC timestamp to the millisecond, the form every ``*_at`` column holds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+__all__ = ["StoreError", "StructureNotFound", "Tables", "now"]
 
 
 class StoreError(Exception):

@@ -11,8 +11,8 @@ from textual.widgets import RichLog
 
 from automem.agent.loop import TurnEvent
 from automem.memory.ops import READ_VERBS
+from automem.records import OpRecord
 from automem.runs.replay import ReplayStep
-from automem.store.db import OpRecord
 
 _READS = frozenset(v.value for v in READ_VERBS)
 KEEP = 3000  # entries kept for re-rendering when raw output is toggled
