@@ -165,7 +165,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Play episodes headless with memory operations as actions; every step goes to SQLite."""
-    from automem.engines import EngineError, build_engine
+    from automem.engines import EngineError, make_engine, resolve_engine_spec
     from automem.games import GameError, get_game_class, make_game
     from automem.memory.structure import StructureError, default_structure_for
     from automem.runs import RunConfig, SeedError, execute_run, parse_seeds
@@ -179,13 +179,16 @@ def run(
         get_game_class(game)  # unknown game: fail before anything loads
         chosen = _structure(structure or default_structure_for(game), db)
         check_structure_fits(chosen, game)
+        # a profile's options are checked here: bad input (exit 2), unlike a model that fails to load
+        spec, options = resolve_engine_spec(engine)
+        mem_spec, mem_options = resolve_engine_spec(memory_engine) if memory_engine else (None, {})
         the_game = make_game(game, task)
-    except (SeedError, GameError, StructureError) as exc:
+    except (SeedError, GameError, StructureError, EngineError) as exc:
         fail(str(exc))
     store = _open_store(db)
     try:
-        model = build_engine(engine)
-        memory_model = build_engine(memory_engine) if memory_engine else None
+        model = make_engine(spec, **options)
+        memory_model = make_engine(mem_spec, **mem_options) if mem_spec else None
     except EngineError as exc:
         the_game.close()
         fail(str(exc), code=1)
@@ -283,7 +286,7 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Evaluate a structure over tasks x seeds, in parallel and resumable, with BALROG-comparable progression."""
-    from automem.engines import resolve_engine_spec
+    from automem.engines import EngineError, resolve_engine_spec
     from automem.games import GameError, get_game_class
     from automem.memory.structure import StructureError, default_structure_for
     from automem.runs.eval import EvalConfig, EvalError, plan_eval, run_eval, run_eval_ray
@@ -303,7 +306,7 @@ def eval_(
         task_list: list[str | None] = [t.strip() for item in (tasks or []) for t in item.split(",") if t.strip()]
         spec, options = resolve_engine_spec(engine)
         mem_spec, mem_options = resolve_engine_spec(memory_engine) if memory_engine else (None, {})
-    except (SeedError, GameError, StructureError, ValueError) as exc:
+    except (SeedError, GameError, StructureError, EngineError, ValueError) as exc:
         fail(str(exc))
     store = _open_store(db)
     from automem.finetune.ledger import seed_warnings

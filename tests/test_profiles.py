@@ -142,3 +142,53 @@ def test_engine_test_reports_one_call() -> None:
     assert report["text"] == "ACT north" and report["parses"]
     plain = FakeEngine(supports_grammar=False)
     assert engine_test(plain)["grammar"] is False and plain.calls[0]["grammar"] is None
+
+
+# -- engine options: declared per engine, checked before anything runs --------------------------
+def test_every_builtin_engine_declares_its_options() -> None:
+    from automem.engines import _BUILTIN, engine_names
+    from automem.engines.options import options_of
+    from automem.plugins import load
+
+    for name in engine_names():
+        model = options_of(load(_BUILTIN[name]))
+        assert model is not None, name
+        # vLLM hands unknown keywords to vllm.LLM, which refuses what it does not know itself
+        assert model.model_config.get("extra") == ("allow" if name == "vllm" else "forbid"), name
+
+
+def test_a_mistyped_option_is_one_line_before_any_model_loads() -> None:
+    from automem.engines import make_engine
+
+    with pytest.raises(EngineError, match=r"^unknown option 'n_thread' for the llamacpp engine; known: .*n_threads"):
+        make_engine("llamacpp", n_thread=2)
+    with pytest.raises(EngineError, match=r"^option 'n_ctx' of the llamacpp engine: .* got 'lots'$"):
+        make_engine("llamacpp", n_ctx="lots")
+    with pytest.raises(EngineError, match="option 'top_p' of the transformers engine"):
+        make_engine("transformers", top_p=3)
+
+
+def test_options_from_text_are_converted_and_defaults_stay_the_engines() -> None:
+    from automem.engines.llamacpp import LlamaCppOptions
+    from automem.engines.options import check_options
+
+    assert check_options("llamacpp", LlamaCppOptions, {"n_ctx": "2048", "constrained": "false"}) == {
+        "n_ctx": 2048,
+        "constrained": False,
+    }
+    assert check_options("llamacpp", LlamaCppOptions, {}) == {}
+
+
+def test_a_profile_with_a_typo_names_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from automem.cli import app
+    from automem.engines import resolve_engine_spec
+
+    path = write(tmp_path, '[engines.box]\nspec = "openai:http://127.0.0.1:9/v1#m"\noptions = { timout = 30 }\n')
+    monkeypatch.setenv("AUTOMEM_CONFIG", str(path))
+    with pytest.raises(EngineError, match=r"^engine profile 'box': unknown option 'timout' for the openai engine"):
+        resolve_engine_spec("box")
+    result = CliRunner().invoke(app, ["run", "crafter", "--engine", "box", "--steps", "1"])
+    assert result.exit_code == 2, result.output
+    assert "unknown option 'timout'" in result.output and "Traceback" not in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from automem.engines.base import Completion, Engine, EngineError, Message
+from automem.engines.options import check_options, options_of
 from automem.plugins import load, registered
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "EngineError",
     "Message",
     "build_engine",
+    "checked_options",
     "engine_names",
     "make_engine",
     "resolve_engine_spec",
@@ -51,20 +53,41 @@ def split_spec(spec: str) -> tuple[str, str]:
     return name, target
 
 
-def make_engine(spec: str = "llamacpp", **options: object) -> Engine:
+def _factory(spec: str) -> tuple[str, str, Callable[..., Engine]]:
     name, target = split_spec(spec)
     factories = _factories()
     if name not in factories:
         raise EngineError(f"unknown engine {name!r} in spec {spec!r}; known: {', '.join(sorted(factories))}")
-    factory: Callable[..., Engine] = load(factories[name])
-    return factory(target, **options)
+    return name, target, load(factories[name])
+
+
+def checked_options(spec: str, options: dict[str, object]) -> dict[str, object]:
+    """``options`` checked against the engine's declared options model (converted, only those given);
+    unchecked for an engine from a package that declares none."""
+    name, _, factory = _factory(spec)
+    model = options_of(factory)
+    return options if model is None else check_options(name, model, options)
+
+
+def make_engine(spec: str = "llamacpp", **options: object) -> Engine:
+    _, target, factory = _factory(spec)
+    return factory(target, **options)  # a factory with an options model checks them itself
 
 
 def resolve_engine_spec(name_or_spec: str) -> tuple[str, dict[str, object]]:
-    """A profile name from the user config file -> (its spec, its options); a spec -> (spec, {})."""
+    """A profile name from the user config file -> (its spec, its options); a spec -> (spec, {}).
+
+    A profile's options are checked here, before anything runs, so a typo in the config file is one
+    line naming the profile rather than a failure in a worker later."""
     from automem.engines.profiles import resolve_engine
 
-    return resolve_engine(name_or_spec)
+    spec, options = resolve_engine(name_or_spec)
+    if options:
+        try:
+            options = checked_options(spec, options)
+        except EngineError as exc:
+            raise EngineError(f"engine profile {name_or_spec!r}: {exc}") from None
+    return spec, options
 
 
 def build_engine(name_or_spec: str, **options: object) -> Engine:

@@ -21,10 +21,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from automem.engines.adapters import adapter_base, gguf_lora_for, is_adapter
 from automem.engines.base import Completion, EngineError, Message, ToolCall
 from automem.engines.bundled import bundled_model_path
 from automem.engines.cpu import cpu_info
+from automem.engines.options import EngineOptions, takes_options
 
 GGUF_MAGIC = b"GGUF"
 DOCTOR_HINT = "run `automem doctor` to check this machine"
@@ -266,6 +269,20 @@ class LlamaCppEngine:
         self._server = None
 
 
+class LlamaCppOptions(EngineOptions):
+    n_ctx: int = Field(4096, ge=256, description="context length in tokens")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores, split between workers)")
+    n_gpu_layers: int = Field(0, description="layers offloaded to a GPU (-1: all)")
+    lora_path: str | None = Field(None, description="a GGUF LoRA applied to the model")
+    constrained: bool = Field(True, description="GBNF grammars constrain the output")
+    n_parallel: int = Field(1, ge=1, description="server slots (parallel requests)")
+    host: str | None = Field(None, description="automem serve: the address to listen on")
+    port: int = Field(0, ge=0, le=65535, description="automem serve: the port (0: any free one)")
+    api_key: str | None = Field(None, description="automem serve: the key clients must send")
+    alias: str | None = Field(None, description="automem serve: the model name the server reports")
+
+
+@takes_options(LlamaCppOptions, "llamacpp")
 def factory(target: str, **options: object) -> LlamaCppEngine:
     """``llamacpp`` (the bundled model), ``llamacpp:PATH`` (a GGUF file) or ``llamacpp:ADAPTER`` (a
     LoRA folder from ``automem finetune`` on a GGUF base: the base with the adapter as a GGUF LoRA)."""

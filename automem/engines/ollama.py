@@ -15,8 +15,11 @@ import os
 import time
 from typing import Any
 
+from pydantic import Field
+
 from automem.engines.base import Completion, EngineError, Message, api_key_from_env
-from automem.engines.openai_http import COMMAND_SCHEMA, JSON_OVERHEAD_TOKENS, coerce_options, unwrap_command
+from automem.engines.openai_http import COMMAND_SCHEMA, JSON_OVERHEAD_TOKENS, HttpOptions, unwrap_command
+from automem.engines.options import takes_options
 from automem.engines.retry import RetryPolicy, Transient, one_line, status_is_retryable, unexpected, with_retries
 
 log = logging.getLogger(__name__)
@@ -166,15 +169,17 @@ class OllamaEngine:
             client.close()
 
 
+class OllamaOptions(HttpOptions):
+    host: str | None = Field(None, description="the Ollama server (default $OLLAMA_HOST or 127.0.0.1:11434)")
+    structured: str = Field("json_schema", description="how output is constrained: json_schema or none")
+    num_ctx: int | None = Field(None, ge=256, description="context length the server loads the model with")
+    keep_alive: str | float | None = Field(None, description="how long the server keeps the model loaded")
+
+
+@takes_options(OllamaOptions, "ollama")
 def factory(target: str, **options: object) -> OllamaEngine:
     """``ollama:MODEL`` -> OllamaEngine; options are the constructor's keyword arguments."""
-    opts = coerce_options(
-        "ollama",
-        options,
-        floats=("timeout", "backoff_s", "max_backoff_s"),
-        ints=("retries", "num_ctx"),
-        others=("host", "structured", "keep_alive", "api_key_env", "model"),
-    )
+    opts: dict[str, Any] = dict(options)
     model = target.strip() or str(opts.pop("model", "") or "")
     opts.pop("model", None)
     return OllamaEngine(model, **opts)

@@ -26,7 +26,10 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from automem.engines.base import Completion, EngineError, Message, ToolCall, api_key_from_env
+from automem.engines.options import EngineOptions, takes_options
 from automem.engines.retry import (
     RetryPolicy,
     Transient,
@@ -392,39 +395,28 @@ class OpenAIEngine:
             client.close()
 
 
-def coerce_options(
-    engine: str, options: dict[str, object], *, floats: tuple[str, ...], ints: tuple[str, ...], others: tuple[str, ...]
-) -> dict[str, Any]:
-    """Options from a profile are typed; from a command line they may be strings: check and convert."""
-    known = (*floats, *ints, *others)
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in known:
-            raise EngineError(f"unknown option {key!r} for the {engine} engine; known: {', '.join(sorted(known))}")
-        try:
-            if key in floats:
-                out[key] = float(value)  # type: ignore[arg-type]
-            elif key in ints:
-                out[key] = None if value is None else int(value)  # type: ignore[call-overload]
-            else:
-                out[key] = value
-        except (TypeError, ValueError):
-            raise EngineError(f"option {key!r} of the {engine} engine must be a number, got {value!r}") from None
-    return out
+class HttpOptions(EngineOptions):
+    """What every HTTP engine takes: the key's variable, the model and how hard to retry."""
+
+    model: str | None = Field(None, description="the served model (a spec's #MODEL wins)")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    timeout: float = Field(120.0, gt=0, description="seconds per request")
+    retries: int = Field(4, ge=0, description="retries of a failed request (connection, 429, 5xx)")
+    backoff_s: float = Field(0.5, ge=0, description="first wait between retries, doubled each time")
+    max_backoff_s: float = Field(10.0, ge=0, description="longest wait between retries")
 
 
+class OpenAIOptions(HttpOptions):
+    structured: str = Field("auto", description="how output is constrained: auto, grammar, json_schema, none")
+
+
+@takes_options(OpenAIOptions, "openai")
 def factory(target: str, **options: object) -> OpenAIEngine:
     """``openai:URL#MODEL`` -> OpenAIEngine; options are the constructor's keyword arguments."""
     if not target.strip():
         raise EngineError("the openai engine needs a server URL: openai:http://HOST:PORT/v1#MODEL")
     base_url, model = split_target(target)
-    opts = coerce_options(
-        "openai",
-        options,
-        floats=("timeout", "backoff_s", "max_backoff_s"),
-        ints=("retries",),
-        others=("api_key_env", "structured", "model"),
-    )
+    opts: dict[str, Any] = dict(options)
     model = model or opts.pop("model", None)  # the spec's #MODEL wins over a profile's model option
     opts.pop("model", None)
     return OpenAIEngine(base_url, model, **opts)

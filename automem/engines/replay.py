@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from automem.engines.base import Completion, EngineError, Message
+from automem.engines.options import EngineOptions, takes_options
 
 
 class ReplayEngine:
@@ -51,6 +54,11 @@ class ReplayEngine:
         pass
 
 
+class ReplayOptions(EngineOptions):
+    db: str | None = Field(None, description="the store file holding the episode (default $AUTOMEM_DB)")
+
+
+@takes_options(ReplayOptions, "replay")
 def factory(target: str, **options: object) -> ReplayEngine:
     from automem.store.db import default_db_path
 

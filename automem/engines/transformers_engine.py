@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from automem.engines.adapters import adapter_base, is_adapter
 from automem.engines.base import Completion, EngineError, Message
+from automem.engines.options import EngineOptions, takes_options
 
 GGUF_MAGIC = b"GGUF"
 # end-of-turn markers of common chat templates; any of them present in the vocabulary ends a reply
@@ -364,6 +367,18 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
     return tuple(parts) >= wanted
 
 
+class TransformersOptions(EngineOptions):
+    adapter: str | None = Field(None, description="a PEFT adapter folder loaded on the model")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    dtype: str | None = Field(None, description="weights' dtype (default: float32 on CPU, bfloat16 on GPU)")
+    n_threads: int | None = Field(None, ge=1, description="torch's CPU threads")
+    top_k: int = Field(40, ge=0, description="sampling: the k most likely tokens")
+    top_p: float = Field(0.95, gt=0, le=1, description="sampling: nucleus probability")
+    merge_adapter: bool = Field(True, description="merge the adapter into the weights (faster generation)")
+    reuse_prefix: bool = Field(True, description="keep the key/value cache of a shared prompt prefix")
+
+
+@takes_options(TransformersOptions, "transformers")
 def factory(target: str, **options: Any) -> TransformersEngine:
     """``transformers:PATH`` (a model folder or a .gguf file); bare ``transformers`` loads the bundled GGUF;
     ``transformers:ADAPTER`` (a PEFT adapter folder made by ``automem finetune``) loads its base with it."""

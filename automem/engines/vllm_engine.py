@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, Field
+
 from automem.engines.adapters import adapter_base, is_adapter
 from automem.engines.base import Completion, EngineError, Message
+from automem.engines.options import EngineOptions, takes_options
 from automem.engines.transformers_engine import first_line
 
 MISSING = "vllm is not installed: pip install 'automem[vllm]' on a CUDA machine"
@@ -227,6 +230,22 @@ class VLLMEngine:
         del llm
 
 
+class VLLMOptions(EngineOptions):
+    # vllm.LLM takes many more keyword arguments (tensor_parallel_size, quantization, ...): they pass
+    # through, and vLLM itself refuses the ones it does not know
+    model_config = ConfigDict(extra="allow")
+
+    lora_path: str | None = Field(None, description="a LoRA adapter folder (a LoRARequest)")
+    constrained: bool = Field(True, description="grammars constrain the output (guided decoding)")
+    top_p: float = Field(0.95, gt=0, le=1, description="sampling: nucleus probability")
+    top_k: int = Field(40, description="sampling: the k most likely tokens (-1: all)")
+    max_model_len: int | None = Field(8192, ge=256, description="context length")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="share of GPU memory vLLM may take")
+    dtype: str = Field("auto", description="weights' dtype")
+    seed: int = Field(0, description="vLLM's own seed")
+
+
+@takes_options(VLLMOptions, "vllm")
 def factory(target: str, **options: Any) -> VLLMEngine:
     """``vllm:MODEL`` where MODEL is a local model folder or a Hugging Face id, or ``vllm:ADAPTER``
     (a LoRA folder from ``automem finetune``): its base with the adapter as a ``LoRARequest``."""
