@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from automem.errors import AutomemError
 from automem.procs import process_alive
 from automem.store.db import DB_ENV, Store, default_db_path, now
 from automem.store.jobs import ACTIVE_STATUSES
@@ -37,7 +38,7 @@ QUEUED_GRACE_S = 60.0
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-class JobError(Exception):
+class JobError(AutomemError):
     """No such job, or a job that cannot be started or cancelled; the message says which."""
 
 

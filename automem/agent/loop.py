@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from automem.agent.prompt import pinned_block, step_context, system_prompt
 from automem.engines.base import Engine, EngineError, Message
+from automem.errors import AutomemError
 from automem.games.base import Game
 from automem.helpers import Helper, HelperContext, HelperMemory, make_helpers
 from automem.memory.folder import MemoryFolder
@@ -28,7 +29,7 @@ _SAFE_FALLBACKS = ("noop", "wait", "search")
 MAX_ENGINE_ERRORS = 3
 
 
-class AgentError(Exception):
+class AgentError(AutomemError):
     """The engine keeps failing; the episode ends (everything recorded so far is kept)."""
 
 

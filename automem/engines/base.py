@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from automem.errors import AutomemError
 
-class EngineError(Exception):
+
+class EngineError(AutomemError):
     """A model that cannot be loaded or a call that failed; shown to the user as one line."""
 
 

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from automem.errors import AutomemError
+
 ADAPTER_FILE = "adapter.gguf"
 
 # Architectures whose converter permutes the rows of the query and key projections (llama.cpp
@@ -26,7 +28,7 @@ PERMUTES_QK = {"llama": True, "qwen2": False, "qwen3": False}
 _PEFT_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<which>[AB])\.weight")
 
 
-class ConversionError(ValueError):
+class ConversionError(AutomemError, ValueError):
     """An adapter or base model this converter cannot turn into a GGUF LoRA, with the reason."""
 
 

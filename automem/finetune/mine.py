@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automem.errors import AutomemError
 from automem.memory.ops import READ_VERBS, added_lines_present, empty_lookup
 from automem.optimize.digest import structure_info
 from automem.runs.memory_metrics import is_done_answer
@@ -29,7 +30,7 @@ from automem.store.db import Store
 _READS = frozenset(v.value for v in READ_VERBS)
 
 
-class MiningError(ValueError):
+class MiningError(AutomemError, ValueError):
     """Bad mining input (no such run, too few examples, a dataset name taken)."""
 
 

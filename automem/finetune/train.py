@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automem.errors import AutomemError
 from automem.store.db import Store
 
 
-class TrainingError(ValueError):
+class TrainingError(AutomemError, ValueError):
     """Bad fine-tuning input (unknown dataset, base model, backend) or a failed run."""
 
 

@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from automem.errors import AutomemError
 
-class GameError(Exception):
+
+class GameError(AutomemError):
     """A bad game name, task or option: shown to the user as a one-line error."""
 
 

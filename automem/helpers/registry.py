@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
+from automem.errors import AutomemError
 from automem.helpers.base import Helper
 from automem.plugins import load, registered
 
@@ -34,7 +35,7 @@ _BUILTIN = {
 }
 
 
-class HelperError(ValueError):
+class HelperError(AutomemError, ValueError):
     """An unknown helper, a bad parameter, or a helper the game does not support."""
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from automem.errors import AutomemError
 from automem.memory.folder import FileLimits, MemoryLimits
 from automem.memory.ops import READ_VERBS, Verb
 
@@ -33,7 +34,7 @@ TEMPLATE_FIELDS = frozenset({"game", "task", "rules", "actions", "files", "verbs
 _PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
-class StructureError(ValueError):
+class StructureError(AutomemError, ValueError):
     """An invalid structure; the message names the field and, from YAML, the line."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from automem.errors import AutomemError
 from automem.memory.ops import ADDING_VERBS, READ_VERBS, added_lines_present, split_lines
 from automem.runs.memory_metrics import MemoryMetrics, run_metrics
 from automem.runs.metrics import mean_se
@@ -39,7 +40,7 @@ _VITALS = re.compile(r"HP:\d+\(\d+\)|\b(?:health|food|drink|energy): \d+/\d+|\b(
 _LINE_WIDTH = 160  # a digest line longer than this is cut: one step's turn must not eat the budget
 
 
-class DigestError(ValueError):
+class DigestError(AutomemError, ValueError):
     """The run does not exist."""
 
 

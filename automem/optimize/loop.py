@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from automem.errors import AutomemError
 from automem.memory.structure import Structure
 from automem.optimize.changes import structural_changes, wording_changes
 from automem.optimize.critics import Critic, HeuristicCritic, Proposal
@@ -23,7 +24,7 @@ from automem.runs.metrics import mean_se
 from automem.store.db import Store, now
 
 
-class OptimizeError(Exception):
+class OptimizeError(AutomemError):
     """A bad optimize request (e.g. a name reused with other settings)."""
 
 

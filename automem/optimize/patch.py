@@ -19,12 +19,14 @@ import copy
 import re
 from typing import Any
 
+from automem.errors import AutomemError
+
 _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]+)\]|(\.)")
 #: the field that names a list item, per list
 _ITEM_KEYS = {"files": "path", "phases": "kind", "helpers": "name"}
 
 
-class PatchError(ValueError):
+class PatchError(AutomemError, ValueError):
     """A patch entry that does not apply; the message names the entry and why."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from automem.engines import split_spec
+from automem.errors import AutomemError
 from automem.games import make_game
 from automem.games.base import GameError
 from automem.memory.structure import Structure, structure_from_yaml
@@ -37,7 +38,7 @@ IN_PROCESS_ENGINES = frozenset({"llamacpp", "transformers"})
 BATCHING_ENGINES = frozenset({"vllm"})
 
 
-class EvalError(Exception):
+class EvalError(AutomemError):
     """Bad eval request (e.g. a run name reused with another configuration)."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlite_utils.db import NotFoundError
 
+from automem.errors import AutomemError
 from automem.games.base import Frame
 from automem.memory.ops import READ_VERBS
 from automem.store.db import Store
@@ -85,7 +86,7 @@ class ReplayStep:
     ops: list[ReplayOp] = field(default_factory=list)
 
 
-class ReplayError(Exception):
+class ReplayError(AutomemError):
     """The episode does not exist or holds no steps."""
 
 

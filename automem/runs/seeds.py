@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from automem.errors import AutomemError
+
 MAX_SEED = 2**31 - 1
 
 
-class SeedError(ValueError):
+class SeedError(AutomemError, ValueError):
     pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from automem.errors import AutomemError
 from automem.records import now
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["StoreError", "StructureNotFound", "Tables", "now"]
 
 
-class StoreError(Exception):
+class StoreError(AutomemError):
     """The database cannot be opened or written."""
 
 
