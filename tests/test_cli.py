@@ -114,7 +114,7 @@ def test_play_and_replay_reject_bad_input(tmp_path) -> None:
 
 def test_no_command_opens_the_play_screen(tmp_path, monkeypatch) -> None:
     """`automem` alone is the README's main command: the TUI playing Crafter with the bundled model."""
-    import automem.cli as cli
+    import automem.cli.interactive as cli
 
     opened = []
     monkeypatch.setattr(cli, "_open_tui", lambda ctx, mode: opened.append((ctx, mode)))

@@ -55,7 +55,7 @@ def test_every_core_module_imports_without_textual() -> None:
         "import sys, pkgutil, importlib, automem\n"
         "sys.modules['textual'] = None\n"
         "for m in pkgutil.walk_packages(automem.__path__, 'automem.'):\n"
-        "    if not m.name.startswith('automem.tui') and m.name != 'automem.__main__':\n"
+        "    if not m.name.startswith('automem.tui') and not m.name.endswith('__main__'):\n"
         "        importlib.import_module(m.name)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -46,7 +46,10 @@ class TurnEvent:
 
 
 @dataclass
-class Decision:
+class StepChoice:
+    """One step's outcome: the action to commit, who chose it, and the model calls and memory
+    operations that led there."""
+
     action: str
     source: str  # model | fallback
     calls: list[CallRecord] = field(default_factory=list)
@@ -74,7 +77,7 @@ def drain(gen: Generator[T, None, R], on_item: Callable[[T], None] | None = None
             on_item(item)
 
 
-def _acted(event: TurnEvent, decision: Decision) -> bool:
+def _acted(event: TurnEvent, decision: StepChoice) -> bool:
     """Record a valid ACT as the step's action; True when the step is decided."""
     if isinstance(event.command, Act) and event.call is not None and event.call.valid:
         decision.action, decision.source = event.command.action, "model"
@@ -126,7 +129,7 @@ class Agent:
         self._grammars: dict[tuple[object, ...], str] = {}
         self._known_paths: list[str] | None = None
         #: the step being decided (front ends that take over mid-step keep what it already did)
-        self.current: Decision | None = None
+        self.current: StepChoice | None = None
 
     # -- grammar --------------------------------------------------------------------------
     def _paths(self) -> list[str]:
@@ -207,9 +210,9 @@ class Agent:
         out, self._helper_ops = self._helper_ops, []
         return out
 
-    def turns(self, observation: str, step: int) -> Generator[TurnEvent, None, Decision]:
-        """Run one step's phases, yielding each turn; returns the Decision."""
-        decision = Decision(action=self.fallback, source="fallback")
+    def turns(self, observation: str, step: int) -> Generator[TurnEvent, None, StepChoice]:
+        """Run one step's phases, yielding each turn; returns the StepChoice (the action and what led to it)."""
+        decision = StepChoice(action=self.fallback, source="fallback")
         self.current = decision
         decision.notes = self.notes(observation, step)
         decision.ops.extend(self.take_helper_ops())
@@ -252,7 +255,7 @@ class Agent:
                     pending_user = event.result.message if event.result else ""
         return decision
 
-    def decide(self, observation: str, step: int) -> Decision:
+    def decide(self, observation: str, step: int) -> StepChoice:
         return drain(self.turns(observation, step))
 
     def _one_turn(
@@ -264,7 +267,7 @@ class Agent:
         verbs: frozenset[Verb],
         allow_done: bool,
         allow_act: bool,
-        decision: Decision,
+        decision: StepChoice,
     ) -> TurnEvent:
         engine = self.engine if allow_act or self.memory_engine is None else self.memory_engine
         grammar = self._grammar(engine, verbs, allow_done, allow_act, phase.max_tokens)
@@ -369,7 +372,7 @@ class Agent:
         return "Next: read memory, or ACT <action>." if allow_act else "Next command."
 
     # -- after the game step --------------------------------------------------------------
-    def observe_outcome(self, step: int, decision: Decision, reward: float, unlocked: list[str]) -> None:
+    def observe_outcome(self, step: int, decision: StepChoice, reward: float, unlocked: list[str]) -> None:
         """Remember the step in the rolling history shown in later prompts."""
         line = f"step {step}: {decision.action}"
         if decision.source != "model":

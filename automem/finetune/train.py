@@ -34,7 +34,7 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     epochs: float = 1.0
     lr: float = 2e-4
-    max_length: int = 2048
+    max_length: int = 4096  # tokens per example; the CLI, the jobs form and this default agree (test_cli_defaults)
     max_steps: int = -1  # > 0 caps the optimizer steps (quick CPU runs)
     batch_size: int = 1
     save_steps: int = 50

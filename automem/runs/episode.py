@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automem.agent.loop import Agent, AgentError, Decision, TurnEvent, drain
+from automem.agent.loop import Agent, AgentError, StepChoice, TurnEvent, drain
 from automem.engines.base import Engine
 from automem.games.base import Game
 from automem.memory.folder import MemoryFolder
@@ -26,7 +26,7 @@ class EpisodeOver(Exception):
 class StepEvent:
     step: int
     observation: str
-    decision: Decision
+    decision: StepChoice
     reward: float
     done: bool
     progression: float
@@ -116,7 +116,7 @@ class EpisodeRunner:
         self.summary = EpisodeSummary(episode_id=self.episode_id, seed=seed, status="running")
         self.observation: str | None = None
         self.index = 0
-        self._turns: Generator[TurnEvent, None, Decision] | None = None
+        self._turns: Generator[TurnEvent, None, StepChoice] | None = None
         self._previous: set[str] = set()
         self._frame: dict[str, object] = {}
         self._t0 = 0.0
@@ -183,11 +183,11 @@ class EpisodeRunner:
         if self._turns is not None:
             self._turns.close()
             self._turns = None
-            decision = self.agent.current or Decision(action=matched, source="human")
+            decision = self.agent.current or StepChoice(action=matched, source="human")
         else:
             self._t0 = time.perf_counter()
             self._frame = self.game.frame().to_dict()
-            decision = Decision(action=matched, source="human", notes=self.agent.notes(observation, self.index))
+            decision = StepChoice(action=matched, source="human", notes=self.agent.notes(observation, self.index))
             decision.ops.extend(self.agent.take_helper_ops())
         decision.action, decision.source = matched, "human"
         return self._commit(decision)
@@ -244,7 +244,7 @@ class EpisodeRunner:
             return ops
         return sorted([*self._human_ops, *ops], key=lambda o: o.created_at)
 
-    def _commit(self, decision: Decision) -> StepEvent:
+    def _commit(self, decision: StepChoice) -> StepEvent:
         """Play the decided action, store the step, advance."""
         index, observation = self.index, self.observation or ""
         g0 = time.perf_counter()

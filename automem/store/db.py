@@ -81,6 +81,12 @@ class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows):
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- structures and runs --------------------------------------------------------------
     def save_structure(self, structure: Structure) -> str:
         sid = structure.id

@@ -12,7 +12,7 @@ from automem.memory.structure import load_builtin, structure_from_yaml
 from automem.store.db import Store, StructureNotFound
 from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
-from automem.tui.widgets.structure_catalog import editor_yaml, lineage_rows
+from automem.tui.widgets.structure_catalog import editor_yaml, tree_rows
 from automem.tui.widgets.structure_editor import StructureEditor, YamlArea
 from automem.tui.widgets.structure_list import StructureTable
 from automem.tui.widgets.structure_modals import DiffScreen, SeedScreen
@@ -335,7 +335,7 @@ def test_lineage_rows_nest_children_under_parents(tmp_path: Path) -> None:
     b = a.derive(author="human", description="b")
     c = b.derive(author="human", description="c")
     d = a.derive(author="human", description="d")
-    rows = lineage_rows([StructureEntry(s.id, s, builtin=False) for s in (a, b, c, d)])
+    rows = tree_rows([StructureEntry(s.id, s, builtin=False) for s in (a, b, c, d)])
     assert [(e.structure.description[:1], prefix) for e, prefix in rows] == [
         ("S", ""),
         ("b", "├─ "),

@@ -23,7 +23,7 @@ _ERROR_LINE = re.compile(r"^(?P<source>.*?):(?P<line>\d+): (?P<text>.*)$")
 
 
 @dataclass(frozen=True)
-class Decision:
+class LoopDecision:
     """What loop 1 (``automem optimize``) decided on a structure its critic proposed."""
 
     status: str  # pending | accepted | rejected | invalid | failed
@@ -59,7 +59,7 @@ class StructureEntry:
     episodes: int = 0
     mean_progression: float | None = None
     #: loop 1's decision when its critic proposed this structure
-    decision: Decision | None = None
+    decision: LoopDecision | None = None
 
     @property
     def name(self) -> str:
@@ -114,10 +114,10 @@ def catalog(store: Store) -> tuple[list[StructureEntry], list[str]]:
     return list(entries.values()), problems
 
 
-def loop_decisions(store: Store) -> dict[str, Decision]:
+def loop_decisions(store: Store) -> dict[str, LoopDecision]:
     """Structure id -> loop 1's latest decision on it as a candidate (a judged one over a pending one)."""
     return {
-        sid: Decision(
+        sid: LoopDecision(
             status=row["status"] or "pending",
             reason=row["reason"] or "",
             changes=tuple(_json_list(row["changes"])),
@@ -139,7 +139,7 @@ def _json_list(text: str | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def lineage_rows(entries: list[StructureEntry]) -> list[tuple[StructureEntry, str]]:
+def tree_rows(entries: list[StructureEntry]) -> list[tuple[StructureEntry, str]]:
     """Entries in tree order (each version under its parent) with a tree-drawing prefix for the name."""
     ids = {e.id for e in entries}
     children: dict[str | None, list[StructureEntry]] = {}
@@ -198,7 +198,7 @@ _DECISION_STYLE = {
 }
 
 
-def decision_text(d: Decision) -> Text:
+def decision_text(d: LoopDecision) -> Text:
     """Loop 1's decision on a proposed structure: accepted or not and why (both scores), and what changed."""
     out = Text()
     out.append("loop 1 ", "dim").append_text(d.mark).append(" ")

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from automem.tui.widgets.structure_catalog import StructureEntry, lineage_rows
+from automem.tui.widgets.structure_catalog import StructureEntry, tree_rows
 
 COLUMNS = (
     ("", "mark"),
@@ -41,7 +41,7 @@ class StructureTable(DataTable[object]):
         current = self.current_id
         self.clear()
         self.entries = {e.id: e for e in entries}
-        for entry, prefix in lineage_rows(entries):
+        for entry, prefix in tree_rows(entries):
             name = Text(prefix, style="dim") + Text(entry.name, style="bold" if entry.builtin else "")
             self.add_row(
                 _mark(entry.id, in_use, diff_base),

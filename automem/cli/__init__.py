@@ -1,0 +1,28 @@
+"""The ``automem`` command line (Typer): a front end over the headless core, one module per group
+of commands. Heavy modules (the games' environments, llama_cpp, torch) are imported inside the
+commands that need them, so ``automem --help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+from automem.cli.app import app
+
+# each module registers its commands on the app when imported; this order is the order of --help
+for _module in ("interactive", "episodes", "info", "engines", "structures", "loop_one", "loop_two", "jobs"):
+    importlib.import_module(f"automem.cli.{_module}")
+
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    import os
+
+    # automem.jobs.JOB_ENV, spelled out: importing automem.jobs loads the store, which `--help` skips
+    if os.environ.get("AUTOMEM_JOB_ID"):
+        from automem.jobs import run_as_job
+
+        # started by `start_job`: the same command, but its row records status, progress and exit
+        run_as_job(app)
+    app()

@@ -1,0 +1,3 @@
+from automem.cli import main
+
+main()

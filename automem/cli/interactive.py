@@ -1,0 +1,77 @@
+"""The commands that open the TUI: ``play`` (also what a bare ``automem`` does) and ``replay``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from automem.cli.app import (
+    DbOption,
+    EngineOption,
+    MemoryEngineOption,
+    app,
+    fail,
+    open_store,
+    structure_of,
+)
+
+
+@app.callback()
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        play()
+
+
+def _open_tui(tui_ctx, mode: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        from automem.tui.app import AutomemApp
+    except ImportError as exc:  # a core-only install without Textual
+        fail(f"the TUI needs Textual: {exc}")
+    AutomemApp(tui_ctx, mode=mode).run()
+
+
+@app.command()
+def play(
+    game: Annotated[str, typer.Argument(help="crafter, minihack or nethack.")] = "crafter",
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task of the game.")] = None,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the first episode.")] = 0,
+    structure: Annotated[
+        str | None, typer.Option("--structure", help="Built-in structure name or a YAML file (default: GAME-v0).")
+    ] = None,
+    engine: Annotated[str, EngineOption] = "llamacpp",
+    memory_engine: Annotated[str | None, MemoryEngineOption] = None,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Maximum game steps per episode.")] = 10_000,
+    paused: Annotated[bool, typer.Option("--paused", help="Start paused (step with s or .).")] = False,
+    delay: Annotated[float, typer.Option("--delay", min=0.0, help="Seconds between steps while running.")] = 0.0,
+    db: DbOption = None,
+) -> None:
+    """Open the TUI and play: the live game, the memory files and the agent's turns side by side."""
+    from automem.games import get_game_class
+    from automem.runs.run import check_structure_fits
+    from automem.tui.context import TuiContext
+
+    get_game_class(game)
+    chosen = structure_of(structure, db) if structure else None
+    if chosen is not None:
+        check_structure_fits(chosen, game)
+    store = open_store(db)
+    tui_ctx = TuiContext(
+        store=store, game=game, task=task, seed=seed, structure=chosen, engine_spec=engine,
+        memory_engine_spec=memory_engine, max_steps=steps, start_paused=paused, step_delay=delay,
+    )  # fmt: skip
+    _open_tui(tui_ctx, "play")
+
+
+@app.command()
+def replay(
+    episode: Annotated[int | None, typer.Argument(help="Episode id to open (default: the list).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Open the TUI's replay screen on the stored episodes (or one of them)."""
+    from automem.tui.context import TuiContext
+
+    store = open_store(db)
+    if episode is not None and not store.has_episode(episode):
+        fail(f"no episode {episode} in {store.path}")
+    _open_tui(TuiContext(store=store, extra={"episode": episode} if episode is not None else {}), "replay")
