@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from automem.procs import MAX_WORKERS
+
 app = typer.Typer(
     name="automem",
     help="LLM agents that manage memory as a skill while playing Crafter, MiniHack and NetHack. "
@@ -265,7 +267,7 @@ def eval_(
     episodes_per_task: Annotated[
         int | None, typer.Option("--episodes-per-task", "-k", min=1, help="Episodes per task (first K seeds).")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Episodes in parallel.")] = 1,
     engine: Annotated[str, EngineOption] = "llamacpp",
     memory_engine: Annotated[str | None, MemoryEngineOption] = None,
     structure: Annotated[str | None, typer.Option("--structure", help="Built-in name or YAML file.")] = None,
@@ -700,7 +702,7 @@ def optimize(
     iterations: Annotated[int, typer.Option("--iterations", "-i", min=1, help="Critic rounds.")] = 3,
     candidates: Annotated[int, typer.Option("--candidates", "-k", min=1, help="Proposals per round.")] = 2,
     max_steps: Annotated[int, typer.Option("--max-steps", "-n", min=1, help="Maximum steps per episode.")] = 100,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Episodes in parallel.")] = 1,
     parent: Annotated[str, typer.Option(help="front (any Pareto-front member, round robin) or best.")] = "front",
     digest_chars: Annotated[int, typer.Option("--digest-chars", min=1000, help="Digest budget.")] = 12_000,
     min_gain: Annotated[

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from automem.finetune.train import BACKENDS
 from automem.jobs.supervisor import JobError
+from automem.procs import MAX_WORKERS
 from automem.store.db import Store, default_db_path
-
-#: the CLI's limit on --workers
-MAX_WORKERS = 256
 
 
 def held_out_warnings(store: Store, argv: list[str]) -> list[str]:
@@ -108,9 +107,6 @@ def mine_job_argv(*, runs: str, out: str, min_score: str = "2", judge: str = "",
     return argv + _db_option(db)
 
 
-FINETUNE_BACKENDS = ("auto", "unsloth", "peft")
-
-
 def finetune_job_argv(
     *,
     dataset: str,
@@ -145,8 +141,8 @@ def finetune_job_argv(
             raise JobError(f"base: {exc}") from None
         base = str(Path(base).expanduser().resolve())
     backend = backend.strip() or "auto"
-    if backend not in FINETUNE_BACKENDS:
-        raise JobError(f"backend must be {', '.join(FINETUNE_BACKENDS)}, not {backend!r}")
+    if backend not in BACKENDS:
+        raise JobError(f"backend must be {', '.join(BACKENDS)}, not {backend!r}")
     argv = ["finetune", "--dataset", dataset, "--out", out, "--base", base, "--backend", backend]
     argv += ["--lora-r", _whole_number(lora_r, "LoRA r"), "--lora-alpha", _whole_number(lora_alpha, "LoRA alpha")]
     argv += ["--epochs", _number(epochs, "epochs", least=0.01), "--lr", _number(lr, "learning rate", least=1e-7)]
