@@ -1,9 +1,14 @@
-"""Whether a process still runs, for the records that name one (jobs, running episodes)."""
+"""Whether a process still runs, for the records that name one (jobs, running episodes), and how
+many workers one evaluation may start."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+#: the most episodes one evaluation or optimization plays in parallel (``--workers``, the jobs form);
+#: here, not in automem.runs, so cli.py can use it at import time without loading the runs layer
+MAX_WORKERS = 256
 
 
 def process_alive(pid: int, *, cmdline_has: bytes | None = None) -> bool:

@@ -72,10 +72,10 @@ def no_stray_jobs():
     import os
     import signal
 
-    from automem import jobs
+    from automem.jobs import supervisor
 
     yield
-    for pid, proc in list(jobs._children.items()):
+    for pid, proc in list(supervisor._children.items()):
         if proc.poll() is None:
             os.killpg(pid, signal.SIGKILL)
             proc.wait()

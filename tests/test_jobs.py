@@ -32,7 +32,7 @@ from automem.jobs import (
     start_job,
 )
 from automem.memory.structure import load_builtin
-from automem.store.db import Store
+from automem.store.db import Store, now
 
 runner = CliRunner()
 
@@ -141,10 +141,10 @@ def test_reconcile_marks_dead_reused_and_stale_pids_lost_or_cancelled(store: Sto
             {"pid": other.pid, "status": "running", "created_at": "2026-01-01T00:00:00+00:00"},
             {"pid": dead.pid, "status": "running", "created_at": "2026-01-01T00:00:00+00:00"},
             {"pid": None, "status": "queued", "created_at": "2026-01-01T00:00:00+00:00"},  # never launched
-            {"pid": None, "status": "queued", "created_at": jobs.now()},  # being launched right now
+            {"pid": None, "status": "queued", "created_at": now()},  # being launched right now
             {"pid": os.getpid(), "status": "finished", "created_at": "2026-01-01T00:00:00+00:00"},
             # killed by a cancel before its handler was installed: it recorded nothing, yet it was asked to stop
-            {"pid": dead.pid, "status": "running", "created_at": jobs.now(), "cancel_requested_at": jobs.now()},
+            {"pid": dead.pid, "status": "running", "created_at": now(), "cancel_requested_at": now()},
         ]
         for row in rows:
             store.db["jobs"].insert({"kind": "eval", "title": "t", "argv": "[]", **row})

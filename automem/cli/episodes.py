@@ -20,6 +20,7 @@ from automem.cli.app import (
     progress_bar,
     structure_of,
 )
+from automem.procs import MAX_WORKERS
 
 
 @app.command()
@@ -127,7 +128,7 @@ def eval_(
     episodes_per_task: Annotated[
         int | None, typer.Option("--episodes-per-task", "-k", min=1, help="Episodes per task (first K seeds).")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Episodes in parallel.")] = 1,
     engine: Annotated[str, EngineOption] = "llamacpp",
     memory_engine: Annotated[str | None, MemoryEngineOption] = None,
     structure: Annotated[str | None, typer.Option("--structure", help="Built-in name or YAML file.")] = None,

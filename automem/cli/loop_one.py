@@ -15,6 +15,7 @@ from automem.cli.app import (
     open_store,
     structure_of,
 )
+from automem.procs import MAX_WORKERS
 
 
 @app.command()
@@ -39,7 +40,7 @@ def optimize(
     max_steps: Annotated[
         int, typer.Option("--steps", "--max-steps", "-n", min=1, help="Maximum game steps per episode.")
     ] = 100,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Episodes in parallel.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Episodes in parallel.")] = 1,
     parent: Annotated[str, typer.Option(help="front (any Pareto-front member, round robin) or best.")] = "front",
     digest_chars: Annotated[int, typer.Option("--digest-chars", min=1000, help="Digest budget.")] = 12_000,
     min_gain: Annotated[

@@ -47,6 +47,8 @@ class TrainConfig:
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+#: what ``--backend`` accepts; auto is resolved by choose_backend (the jobs form checks against this too)
+BACKENDS = ("auto", "unsloth", "peft")
 
 
 def resolve_precision(requested: str, cuda: bool) -> str:
@@ -65,8 +67,8 @@ def resolve_precision(requested: str, cuda: bool) -> str:
 
 
 def choose_backend(requested: str) -> str:
-    if requested not in ("auto", "unsloth", "peft"):
-        raise TrainingError(f"--backend must be auto, unsloth or peft, not {requested!r}")
+    if requested not in BACKENDS:
+        raise TrainingError(f"--backend must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, not {requested!r}")
     if requested == "peft":
         return "peft"
     import torch

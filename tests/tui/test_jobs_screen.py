@@ -11,6 +11,7 @@ import pytest
 from textual.widgets import Input, Log
 
 from automem import jobs
+from automem.jobs import supervisor
 from automem.store.db import Store
 from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
@@ -174,7 +175,7 @@ def _fixture_jobs(store: Store, tmp_path: Path) -> None:
 @pytest.fixture
 def pid_4242_alive(monkeypatch: pytest.MonkeyPatch) -> None:
     # the running fixture job has no process: reconciling would mark it lost
-    monkeypatch.setattr(jobs, "_alive", lambda pid: pid == 4242)
+    monkeypatch.setattr(supervisor, "_alive", lambda pid: pid == 4242)
 
 
 def test_snapshot(tmp_path: Path, snap_compare, pid_4242_alive) -> None:  # type: ignore[no-untyped-def]
