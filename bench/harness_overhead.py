@@ -71,7 +71,7 @@ def bench_game(game_name: str, steps: int, tmp: Path) -> list[float]:
     overheads: list[float] = []
     seed = 0
     while len(overheads) < steps:
-        runner = EpisodeRunner(
+        runner = EpisodeRunner.start(
             store=store,
             run_id=run_id,
             game=game,

@@ -27,7 +27,7 @@ from automem.store import StepRecord, Store  # noqa: E402
 
 def sample_records(game_name: str, n: int, tmp: Path) -> list[StepRecord]:
     game, store, structure, run_id = scripted_setup(game_name, tmp / "sample.db")
-    runner = EpisodeRunner(
+    runner = EpisodeRunner.start(
         store=store,
         run_id=run_id,
         game=game,

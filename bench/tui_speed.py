@@ -43,7 +43,7 @@ def record_nethack(store: Store, root: Path, steps: int) -> int:
         name="bench-scrub", game="nethack", task=game.task, structure_id=store.save_structure(structure),
         engine="human", memory_engine=None, config={},
     )  # fmt: skip
-    runner = EpisodeRunner(
+    runner = EpisodeRunner.start(
         store=store, run_id=run_id, game=game, structure=structure, engine=PersonOnly(), seed=1,
         memory_dir=root / "mem", max_steps=steps,
     )  # fmt: skip

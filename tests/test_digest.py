@@ -35,7 +35,7 @@ def _run(store, game: str, name: str) -> int:
 
 
 def _runner(store, tmp_path, run_id: int, game: str, seed: int, max_steps: int) -> EpisodeRunner:
-    return EpisodeRunner(
+    return EpisodeRunner.start(
         store=store, run_id=run_id, game=make_game(game), structure=load_builtin(f"{game}-v0"), engine=PersonOnly(),
         seed=seed, memory_dir=tmp_path / f"mem{run_id}-{seed}-{max_steps}", max_steps=max_steps,
     )  # fmt: skip

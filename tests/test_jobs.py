@@ -190,7 +190,7 @@ def test_run_as_job_records_progress_and_the_outcome(store: Store, tmp_path: Pat
 
 def test_eval_job_argv_checks_fields_like_the_cli() -> None:
     argv = eval_job_argv(game="crafter", seeds="42-43", tasks=" ", max_steps="20", workers="2", run_name="r")
-    assert argv == ["eval", "crafter", "--seeds", "42-43", "--max-steps", "20", "--workers", "2",
+    assert argv == ["eval", "crafter", "--seeds", "42-43", "--steps", "20", "--workers", "2",
                     "--engine", "llamacpp", "--run-name", "r"]  # fmt: skip
     for fields, needle in [
         ({"seeds": "4x-2"}, "bad seed"),
@@ -207,7 +207,7 @@ def test_eval_job_argv_checks_fields_like_the_cli() -> None:
 def test_optimize_job_argv_builds_the_loop_1_command(store: Store) -> None:
     argv = optimize_job_argv(game="crafter", seeds=" 42-43 ", tasks=" ", run_name="opt", db=store.path)
     assert argv == ["optimize", "crafter", "--seeds", "42-43", "--iterations", "3", "--candidates", "2",
-                    "--max-steps", "20", "--workers", "1", "--agent-engine", "llamacpp", "--critic", "heuristic",
+                    "--steps", "20", "--workers", "1", "--agent-engine", "llamacpp", "--critic", "heuristic",
                     "--run-name", "opt", "--db", str(store.path)]  # fmt: skip
     stored = load_builtin("crafter-v0").derive(author="critic", description="a stored revision")
     sid = store.save_structure(stored)
@@ -297,7 +297,7 @@ def test_loop_two_job_argv_checks_names_against_the_store(store: Store, tmp_path
     store.db["datasets"].insert({"name": "ds", "folder": str(tmp_path)})
     argv = finetune_job_argv(dataset="ds", out="spec", lr="1e-4", max_steps="3", db=db)
     assert argv[:8] == ["finetune", "--dataset", "ds", "--out", "spec", "--base", "bundled", "--backend"]
-    assert argv[argv.index("--lr") + 1] == "1e-4" and argv[argv.index("--max-steps") + 1] == "3"
+    assert argv[argv.index("--lr") + 1] == "1e-4" and argv[argv.index("--train-steps") + 1] == "3"
     store.db["training_runs"].insert({"name": "taken"})
     for fields, message in [
         ({"dataset": "nope"}, "no dataset named 'nope'"),

@@ -37,7 +37,7 @@ def test_oscillation_is_counted_on_a_person_played_episode(store, tmp_path: Path
         name="person", game="minihack", task="Room-5x5", structure_id=store.save_structure(structure),
         engine="person", memory_engine=None, config={},
     )  # fmt: skip
-    runner = EpisodeRunner(
+    runner = EpisodeRunner.start(
         store=store, run_id=run, game=make_game("minihack", "Room-5x5"), structure=structure, engine=PersonOnly(),
         seed=3, memory_dir=tmp_path / "mem", max_steps=20,
     )  # fmt: skip

@@ -27,7 +27,7 @@ def _runner(store, tmp_path, structure, engine, seed=7, steps=12, game="crafter"
         name=f"r{len(list_episodes(store))}", game=game, task="default", structure_id=store.save_structure(structure),
         engine=engine.name, memory_engine=None, config={},
     )  # fmt: skip
-    return EpisodeRunner(
+    return EpisodeRunner.start(
         store=store, run_id=run_id, game=make_game(game), structure=structure, engine=engine, seed=seed,
         memory_dir=tmp_path / f"mem{run_id}", max_steps=steps,
     )  # fmt: skip

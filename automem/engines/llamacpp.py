@@ -273,7 +273,7 @@ class LlamaCppOptions(EngineOptions):
     n_ctx: int = Field(4096, ge=256, description="context length in tokens")
     n_threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores, split between workers)")
     n_gpu_layers: int = Field(0, description="layers offloaded to a GPU (-1: all)")
-    lora_path: str | None = Field(None, description="a GGUF LoRA applied to the model")
+    lora_path: str | Path | None = Field(None, description="a GGUF LoRA applied to the model")
     constrained: bool = Field(True, description="GBNF grammars constrain the output")
     n_parallel: int = Field(1, ge=1, description="server slots (parallel requests)")
     host: str | None = Field(None, description="automem serve: the address to listen on")

@@ -55,7 +55,7 @@ class ReplayEngine:
 
 
 class ReplayOptions(EngineOptions):
-    db: str | None = Field(None, description="the store file holding the episode (default $AUTOMEM_DB)")
+    db: Path | None = Field(None, description="the store file holding the episode (default $AUTOMEM_DB)")
 
 
 @takes_options(ReplayOptions, "replay")

@@ -368,7 +368,7 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 class TransformersOptions(EngineOptions):
-    adapter: str | None = Field(None, description="a PEFT adapter folder loaded on the model")
+    adapter: str | Path | None = Field(None, description="a PEFT adapter folder loaded on the model")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     dtype: str | None = Field(None, description="weights' dtype (default: float32 on CPU, bfloat16 on GPU)")
     n_threads: int | None = Field(None, ge=1, description="torch's CPU threads")

@@ -235,7 +235,7 @@ class VLLMOptions(EngineOptions):
     # through, and vLLM itself refuses the ones it does not know
     model_config = ConfigDict(extra="allow")
 
-    lora_path: str | None = Field(None, description="a LoRA adapter folder (a LoRARequest)")
+    lora_path: str | Path | None = Field(None, description="a LoRA adapter folder (a LoRARequest)")
     constrained: bool = Field(True, description="grammars constrain the output (guided decoding)")
     top_p: float = Field(0.95, gt=0, le=1, description="sampling: nucleus probability")
     top_k: int = Field(40, description="sampling: the k most likely tokens (-1: all)")

@@ -53,7 +53,7 @@ def eval_job_argv(
     argv = ["eval", game, "--seeds", seeds.strip(), *_option("--tasks", tasks)]
     if episodes_per_task.strip():
         argv += ["--episodes-per-task", _whole_number(episodes_per_task, "episodes per task")]
-    argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+    argv += ["--steps", _whole_number(max_steps, "max steps")]
     argv += ["--workers", _whole_number(workers, "workers", most=MAX_WORKERS)]
     argv += [*_option("--structure", structure), "--engine", engine]
     return argv + _option("--run-name", run_name) + _db_option(db)
@@ -82,7 +82,7 @@ def optimize_job_argv(
     argv = ["optimize", game, "--seeds", seeds.strip(), *_option("--tasks", tasks)]
     argv += ["--iterations", _whole_number(iterations, "iterations")]
     argv += ["--candidates", _whole_number(candidates, "candidates")]
-    argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+    argv += ["--steps", _whole_number(max_steps, "max steps")]
     argv += ["--workers", _whole_number(workers, "workers", most=MAX_WORKERS)]
     argv += [*_option("--from", from_structure), "--agent-engine", agent_engine, "--critic", critic]
     return argv + _option("--run-name", run_name) + _db_option(db)
@@ -147,7 +147,7 @@ def finetune_job_argv(
     argv += ["--lora-r", _whole_number(lora_r, "LoRA r"), "--lora-alpha", _whole_number(lora_alpha, "LoRA alpha")]
     argv += ["--epochs", _number(epochs, "epochs", least=0.01), "--lr", _number(lr, "learning rate", least=1e-7)]
     if max_steps.strip():
-        argv += ["--max-steps", _whole_number(max_steps, "max steps")]
+        argv += ["--train-steps", _whole_number(max_steps, "training steps")]
     return argv + _db_option(db)
 
 

@@ -73,8 +73,14 @@ def prepare_memory(
 
 
 class EpisodeRunner:
-    def __init__(
-        self,
+    """One episode, stepped by a front end (``run``, ``eval``'s workers, the TUI driver).
+
+    Build it with :meth:`start`, the one way an episode begins: it prepares the memory folder and
+    records the episode's row. The constructor only holds what ``start`` prepared."""
+
+    @classmethod
+    def start(
+        cls,
         *,
         store: Store,
         run_id: int,
@@ -87,33 +93,35 @@ class EpisodeRunner:
         temperature: float = 0.7,
         memory_engine: Engine | None = None,
         carry: tuple[int, dict[str, str]] | None = None,
-    ) -> None:
-        """``carry``: (episode id, its folder at its end) for the next episode of a scope-"run" chain."""
-        self.store = store
-        self.game = game
-        self.structure = structure
-        self.engine = engine
-        self.seed = seed
-        self.max_steps = max_steps
+    ) -> EpisodeRunner:
+        """Prepare the episode's memory folder (emptied for an episode-scoped structure, restored from
+        ``carry`` = (episode id, its folder at its end) in a run-scoped chain) and record its row."""
         fresh = structure.context.scope == "episode"
-        self.memory = prepare_memory(structure, memory_dir, fresh=fresh, restore=carry[1] if carry else None)
-        self.agent = Agent(
-            structure, game, engine, self.memory, temperature=temperature, seed=seed, memory_engine=memory_engine
-        )
-        structure_id = store.save_structure(structure)
-        self.episode_id = store.start_episode(
+        memory = prepare_memory(structure, memory_dir, fresh=fresh, restore=carry[1] if carry else None)
+        agent = Agent(structure, game, engine, memory, temperature=temperature, seed=seed, memory_engine=memory_engine)
+        episode_id = store.start_episode(
             run_id=run_id,
             game=game.name,
             task=game.task,
             seed=seed,
-            structure_id=structure_id,
+            structure_id=store.save_structure(structure),
             engine=engine.name,
             model=engine.model,
             memory_dir=str(memory_dir),
-            memory_seed=self.memory.snapshot(),
+            memory_seed=memory.snapshot(),
             memory_from=carry[0] if carry else None,
         )
-        self.summary = EpisodeSummary(episode_id=self.episode_id, seed=seed, status="running")
+        return cls(store=store, agent=agent, max_steps=max_steps, episode_id=episode_id)
+
+    def __init__(self, *, store: Store, agent: Agent, max_steps: int, episode_id: int) -> None:
+        self.store = store
+        self.agent = agent
+        self.max_steps = max_steps
+        self.episode_id = episode_id
+        # the agent holds the game, structure, engine, seed and memory folder it plays with
+        self.game, self.structure, self.engine = agent.game, agent.structure, agent.engine
+        self.seed, self.memory = agent.seed, agent.memory
+        self.summary = EpisodeSummary(episode_id=self.episode_id, seed=self.seed, status="running")
         self.observation: str | None = None
         self.index = 0
         self._turns: Generator[TurnEvent, None, StepChoice] | None = None

@@ -246,7 +246,7 @@ def play_job(job: EpisodeJob, stop: threading.Event | None = None) -> EpisodeSum
         raise
     game = make_game(job.game, job.task)
     try:
-        runner = EpisodeRunner(
+        runner = EpisodeRunner.start(
             store=store,
             run_id=job.run_id,
             game=game,

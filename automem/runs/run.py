@@ -115,7 +115,7 @@ def execute_run(
     try:
         for seed in config.seeds:
             scope = config.structure.context.scope
-            runner = EpisodeRunner(
+            runner = EpisodeRunner.start(
                 store=store,
                 run_id=run_id,
                 game=game,

@@ -173,7 +173,7 @@ class Driver:
             config={"source": "tui", "seed": spec.seed, "max_steps": spec.max_steps, "temperature": spec.temperature},
         )
         self._run_id = run_id
-        self.runner = EpisodeRunner(
+        self.runner = EpisodeRunner.start(
             store=self.store,
             run_id=run_id,
             game=game,

@@ -263,7 +263,7 @@ async def test_loop_two_from_the_jobs_screen_mine_then_finetune(tmp_path: Path, 
         )
         job = screen.jobs[max(screen.jobs)]
         assert job.kind == "finetune" and job.argv[:5] == ["finetune", "--dataset", "ds1", "--out", "spec"]
-        assert job.argv[job.argv.index("--lr") + 1] == "1e-4" and "--max-steps" in job.argv
+        assert job.argv[job.argv.index("--lr") + 1] == "1e-4" and "--train-steps" in job.argv
         await pilot.press("c")  # a training step costs tens of seconds here: cancel rather than wait
         await _until(pilot, lambda: not jobs.get_job(ctx.store, job.id).active, 60)
     assert ctx.store.db["jobs"].get(job.id)["status"] == "cancelled"
