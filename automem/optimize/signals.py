@@ -36,7 +36,7 @@ def signals_from_digest(digest: Any) -> Signals:
                 context_share=f.context_share,
                 final_lines=f.final_lines,
                 appends=f.appends,
-                refused_writes=f.failed_writes,
+                refused_writes=f.refused_writes,
             )
             for path, f in digest.files.items()
         },
