@@ -16,6 +16,8 @@ from automem.optimize.digest import (
     TOOLS,
     Digest,
     DigestError,
+    MemoryFileAtArgs,
+    StepRangeArgs,
     build_digest,
     call_tool,
     memory_file_at,
@@ -112,7 +114,7 @@ def test_recorded_crafter_episode(recorded, store):
     assert list(files) == ["strategy.md", "progress.md", "map.md", "survival.md", "actions.md"]
     actions, map_md = files["actions.md"], files["map.md"]
     final = EpisodeReplay(store, episode_id).memory(11)
-    assert (actions.writes, actions.failed_writes, actions.reads, actions.redundant_writes) == (1, 1, 1, 0)
+    assert (actions.writes, actions.refused_writes, actions.reads, actions.redundant_writes) == (1, 1, 1, 0)
     assert (actions.final_lines, actions.final_chars) == (1, len(final["actions.md"]))
     assert actions.growth_chars_per_step == pytest.approx(len(final["actions.md"]) / 12, abs=1e-3)
     assert (map_md.writes, map_md.reads, map_md.redundant_writes, map_md.appends) == (2, 1, 0, 0)
@@ -204,7 +206,7 @@ def test_people_episode_counts_redundant_and_never_read(people):
     assert (progress.writes, progress.appends, progress.redundant_writes, progress.reads) == (2, 2, 1, 0)
     assert progress.pinned and not progress.never_read
     assert (map_md.writes, map_md.redundant_writes, map_md.reads, map_md.never_read) == (2, 1, 1, False)
-    assert (actions.writes, actions.failed_writes, actions.never_read) == (0, 1, True)
+    assert (actions.writes, actions.refused_writes, actions.never_read) == (0, 1, True)
     assert a.files["survival.md"].never_read
     memory = EpisodeReplay(store, first).memory(11)
     seed = json.loads(store.episode(first)["memory_seed"])
@@ -258,7 +260,7 @@ def test_nethack_death_window(store, tmp_path):
     # progress.md holds 10 lines (1 seeded): the appends after the 9th are refused
     progress = ep.files["progress.md"]
     attempts = last // 10 + 1
-    assert (progress.writes, progress.failed_writes, ep.refused_ops) == (9, attempts - 9, attempts - 9)
+    assert (progress.writes, progress.refused_writes, ep.refused_ops) == (9, attempts - 9, attempts - 9)
     text = digest.to_text(budget_chars=3000)
     assert len(text) <= 3000 and "1 death" in text and "died: died" in text
     assert f"[failure] ep {ep.episode_id} steps {last - 6}-{last}: episode ended (death)" in text
@@ -346,9 +348,16 @@ def test_call_tool_answers_errors_as_text(people):
         params = tool["function"]["parameters"]
         assert tool["type"] == "function" and params["type"] == "object"
         assert set(params["required"]) <= set(params["properties"])
+    # the offered parameters are the argument models' schemas: what is offered is what is accepted
+    for tool, model in zip(TOOLS, (StepRangeArgs, MemoryFileAtArgs), strict=True):
+        assert list(tool["function"]["parameters"]["properties"]) == list(model.model_fields)
+        assert tool["function"]["parameters"]["additionalProperties"] is False
     ok = call_tool(store, "step_range", {"episode_id": first, "start": 5, "end": 5})
     assert ok.startswith("step 5: do (human)")
     assert call_tool(store, "step_range", json.dumps({"episode_id": first, "start": "5", "end": 5})) == ok
+    # a size outside the offered bounds is brought inside them (200), not refused
+    small = call_tool(store, "step_range", {"episode_id": first, "start": 0, "end": 11, "max_chars": 10})
+    assert small == step_range(store, first, 0, 11, max_chars=200)
     assert call_tool(store, "memory_file_at", {"episode_id": first, "path": "map.md", "step": 11}).startswith(
         "map.md after step 11"
     )
@@ -365,6 +374,8 @@ def test_call_tool_answers_errors_as_text(people):
         ("step_range", json.dumps({"episode_id": first, "start": 5, "end": 2})): "error: start 5 is after end 2",
         ("memory_file_at", json.dumps({"episode_id": first, "path": "map.md", "step": -1})): "error: step -1",
         ("memory_file_at", json.dumps({"episode_id": first, "path": 3, "step": 1})): "error: path must be",
+        ("memory_file_at", json.dumps({"episode_id": first, "path": "  ", "step": 1})): "error: path must be",
+        ("memory_file_at", json.dumps({"episode_id": first, "path": "map.md", "step": 1.0})): "error: step must be",
         ("memory_file_at", "not json"): "error: arguments are not valid JSON",
         ("memory_file_at", "[1, 2]"): "error: arguments must be a JSON object",
     }

@@ -461,8 +461,9 @@ def test_heuristic_switches_helpers_on_from_signals(signals: dict, change: str) 
 
 
 def test_heuristic_tunes_helpers_already_on_and_respects_the_game() -> None:
+    from automem.optimize.digest import FileStats
     from automem.optimize.helper_mutations import switch_on_helpers
-    from automem.optimize.heuristic import FileSignal, Signals
+    from automem.optimize.heuristic import Signals
 
     s = load_builtin("nethack-v0").derive(author="test", helpers=[{"name": "vitals_warning"}])
     changes = [c for m in switch_on_helpers(s, Signals(steps=50, starvation_deaths=1)) for c in m.changes(s)]
@@ -470,9 +471,9 @@ def test_heuristic_tunes_helpers_already_on_and_respects_the_game() -> None:
     streak = [c for m in switch_on_helpers(s, Signals(steps=50, longest_zero_reward_streak=40)) for c in m.changes(s)]
     assert streak == ["helpers: + nearest_targets"]  # NetHack has no achievement checklist
     crafter = load_builtin("crafter-v0")
-    growing = Signals(steps=50, files={"notes.md": FileSignal("notes.md", growth_chars_per_step=20.0, final_lines=19)})
+    growing = Signals(steps=50, files={"notes.md": FileStats("notes.md", growth_chars_per_step=20.0, final_lines=19)})
     spec = next(f for f in crafter.files if not f.read_only and "key" not in f.format.lower() and f.max_lines >= 4)
-    growing.files = {spec.path: FileSignal(spec.path, growth_chars_per_step=20.0, final_lines=spec.max_lines)}
+    growing.files = {spec.path: FileStats(spec.path, growth_chars_per_step=20.0, final_lines=spec.max_lines)}
     (prune,) = switch_on_helpers(crafter, growing)
     assert prune.structure.helper("auto_prune").params == {
         "path": spec.path, "max_lines": spec.max_lines - 1, "keep": spec.max_lines // 2,

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from automem.memory.structure import Structure, load_builtin, structure_from_yaml
 from automem.optimize.changes import structural_changes, wording_changes
+from automem.optimize.digest import FileStats
 from automem.optimize.heuristic import (
     CRITIC_LABEL,
     KEYED_FORMAT,
     MUTATIONS,
-    FileSignal,
     Mutation,
     Signals,
     propose,
@@ -45,7 +45,7 @@ def spec(s: Structure, path: str):  # type: ignore[no-untyped-def]
     return next(f for f in s.files if f.path == path)
 
 
-def signals(steps: int = 200, **files: FileSignal) -> Signals:
+def signals(steps: int = 200, **files: FileStats) -> Signals:
     return Signals(steps=steps, files={f.path: f for f in files.values()})
 
 
@@ -229,7 +229,7 @@ def test_nothing_applies_without_signals(name: str) -> None:
 def test_cap_lines_gives_room_to_a_full_file_that_is_read(name: str) -> None:
     s = load_builtin(name)
     old = spec(s, "map.md").max_lines
-    sig = signals(m=FileSignal("map.md", writes=10, reads=12, final_lines=old - 1, refused_writes=3))
+    sig = signals(m=FileStats("map.md", writes=10, reads=12, final_lines=old - 1, refused_writes=3))
     child = check(s, MUTATIONS["cap_lines"](s, sig), "cap_lines", f"{old - 1}/{old} lines", "3 refused", "12 times")
     assert spec(child, "map.md").max_lines > old and spec(child, "map.md").max_chars > spec(s, "map.md").max_chars
     assert f"files.map.md.max_lines: {old} -> {spec(child, 'map.md').max_lines}" in structural_changes(s, child)
@@ -239,7 +239,7 @@ def test_cap_lines_gives_room_to_a_full_file_that_is_read(name: str) -> None:
 def test_cap_lines_makes_a_full_appended_file_roll(name: str) -> None:
     s = load_builtin(name)
     sig = signals(
-        p=FileSignal("progress.md", writes=6, appends=6, final_lines=spec(s, "progress.md").max_lines, refused_writes=2)
+        p=FileStats("progress.md", writes=6, appends=6, final_lines=spec(s, "progress.md").max_lines, refused_writes=2)
     )
     child = check(s, MUTATIONS["cap_lines"](s, sig), "cap_lines", "2 refused", "6 of 6 writes are appends")
     assert structural_changes(s, child) == ["files.progress.md.overflow: refuse -> drop_oldest"]
@@ -248,7 +248,7 @@ def test_cap_lines_makes_a_full_appended_file_roll(name: str) -> None:
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_cap_lines_tightens_a_growing_file_nobody_reads(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(a=FileSignal("actions.md", writes=40, appends=40, growth_chars_per_step=30.0, final_lines=8))
+    sig = signals(a=FileStats("actions.md", writes=40, appends=40, growth_chars_per_step=30.0, final_lines=8))
     child = check(s, MUTATIONS["cap_lines"](s, sig), "cap_lines", "actions.md grew 30 chars/step", "0 reads")
     assert spec(child, "actions.md").max_lines < spec(s, "actions.md").max_lines
     assert spec(child, "actions.md").overflow == "drop_oldest"
@@ -256,7 +256,7 @@ def test_cap_lines_tightens_a_growing_file_nobody_reads(name: str) -> None:
 
 def test_cap_lines_never_cuts_below_the_seed() -> None:
     s = load_builtin("nethack-v0")
-    sig = signals(st=FileSignal("strategy.md", writes=20, growth_chars_per_step=20.0, context_share=0.3))
+    sig = signals(st=FileStats("strategy.md", writes=20, growth_chars_per_step=20.0, context_share=0.3))
     child = check(s, MUTATIONS["cap_lines"](s, sig), "cap_lines", "strategy.md grew 20 chars/step")
     new = spec(child, "strategy.md")
     assert new.max_lines >= spec(s, "strategy.md").seed.count("\n") + 1 and new.seed == spec(s, "strategy.md").seed
@@ -267,7 +267,7 @@ def test_cap_lines_never_cuts_below_the_seed() -> None:
 
 def test_cap_lines_leaves_read_only_files_alone() -> None:
     s = load_builtin("nethack-v0")
-    sig = signals(r=FileSignal("rules.md", reads=30, final_lines=20, refused_writes=4, growth_chars_per_step=50.0))
+    sig = signals(r=FileStats("rules.md", reads=30, final_lines=20, refused_writes=4, growth_chars_per_step=50.0))
     assert MUTATIONS["cap_lines"](s, sig) is None
 
 
@@ -278,7 +278,7 @@ def _no_upsert(s: Structure) -> Structure:
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_keyed_upserts_enables_upsert_for_a_growing_map(name: str) -> None:
     s = _no_upsert(load_builtin(name))
-    sig = signals(m=FileSignal("map.md", writes=14, appends=12, reads=0, growth_chars_per_step=41.0))
+    sig = signals(m=FileStats("map.md", writes=14, appends=12, reads=0, growth_chars_per_step=41.0))
     child = check(s, MUTATIONS["keyed_upserts"](s, sig), "keyed_upserts", "map.md grew 41 chars/step with 12 appends")
     assert "operations.enabled: + upsert" in structural_changes(s, child)
     assert spec(child, "map.md").format == spec(s, "map.md").format  # already keyed: its example is kept
@@ -287,7 +287,7 @@ def test_keyed_upserts_enables_upsert_for_a_growing_map(name: str) -> None:
 def test_keyed_upserts_rewrites_a_free_text_format() -> None:
     base = load_builtin("crafter-v0")
     s = _no_upsert(edit(base, files=[*files_with(base, ""), NOTES]))
-    sig = signals(n=FileSignal("notes.md", writes=9, appends=9, growth_chars_per_step=12.0))
+    sig = signals(n=FileStats("notes.md", writes=9, appends=9, growth_chars_per_step=12.0))
     child = check(s, MUTATIONS["keyed_upserts"](s, sig), "keyed_upserts", "notes.md grew 12 chars/step")
     assert spec(child, "notes.md").format == KEYED_FORMAT
     assert structural_changes(s, child) == ["operations.enabled: + upsert"]
@@ -297,7 +297,7 @@ def test_keyed_upserts_rewrites_a_free_text_format() -> None:
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_keyed_upserts_tightens_the_map_when_upsert_is_unused(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(m=FileSignal("map.md", writes=14, appends=12, reads=2, growth_chars_per_step=41.0))
+    sig = signals(m=FileStats("map.md", writes=14, appends=12, reads=2, growth_chars_per_step=41.0))
     child = check(s, MUTATIONS["keyed_upserts"](s, sig), "keyed_upserts", "12 appends", "upsert is enabled")
     assert spec(child, "map.md").max_lines == spec(s, "map.md").max_lines // 2
     assert spec(child, "map.md").overflow == "refuse"
@@ -306,26 +306,26 @@ def test_keyed_upserts_tightens_the_map_when_upsert_is_unused(name: str) -> None
 def test_keyed_upserts_estimates_appends_when_the_digest_has_no_count() -> None:
     s = _no_upsert(load_builtin("crafter-v0"))
     # 20 writes that grew the file by 4,000 chars are line-sized additions, not in-place edits
-    sig = signals(m=FileSignal("map.md", writes=20, growth_chars_per_step=20.0))
+    sig = signals(m=FileStats("map.md", writes=20, growth_chars_per_step=20.0))
     child = check(s, MUTATIONS["keyed_upserts"](s, sig), "keyed_upserts", "~20 appends (of 20 writes)")
     assert "operations.enabled: + upsert" in structural_changes(s, child)
-    edits = signals(m=FileSignal("map.md", writes=20, growth_chars_per_step=0.5))  # edited in place
+    edits = signals(m=FileStats("map.md", writes=20, growth_chars_per_step=0.5))  # edited in place
     assert MUTATIONS["keyed_upserts"](s, edits) is None
 
 
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_keyed_upserts_skips_logs_and_files_mostly_upserted(name: str) -> None:
     s = load_builtin(name)
-    log = signals(a=FileSignal("actions.md", writes=30, appends=30, growth_chars_per_step=20.0))
+    log = signals(a=FileStats("actions.md", writes=30, appends=30, growth_chars_per_step=20.0))
     assert MUTATIONS["keyed_upserts"](s, log) is None
-    keyed = signals(m=FileSignal("map.md", writes=30, appends=5, growth_chars_per_step=20.0))
+    keyed = signals(m=FileStats("map.md", writes=30, appends=5, growth_chars_per_step=20.0))
     assert MUTATIONS["keyed_upserts"](s, keyed) is None
 
 
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_drop_unread_removes_a_file_never_read(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(a=FileSignal("actions.md", writes=25, never_read=True))
+    sig = signals(a=FileStats("actions.md", writes=25, never_read=True))
     child = check(s, MUTATIONS["drop_unread"](s, sig), "drop_unread", "actions.md was never read", "25 writes")
     assert structural_changes(s, child) == ["files: - actions.md"]
 
@@ -334,13 +334,13 @@ def test_drop_unread_removes_a_file_never_read(name: str) -> None:
 def test_drop_unread_keeps_pinned_read_only_and_prompted_files(name: str) -> None:
     s = load_builtin(name)
     for path in ("progress.md", "map.md", "symbols.md", "rules.md"):  # pinned / named in PLAN / read-only
-        assert MUTATIONS["drop_unread"](s, signals(f=FileSignal(path, writes=5, never_read=True))) is None
+        assert MUTATIONS["drop_unread"](s, signals(f=FileStats(path, writes=5, never_read=True))) is None
 
 
 def test_drop_unread_keeps_the_last_file() -> None:
     base = load_builtin("minihack-v0")
     s = edit(base, files=[f for f in files_with(base, "") if f["path"] == "actions.md"])
-    assert MUTATIONS["drop_unread"](s, signals(a=FileSignal("actions.md", writes=5, never_read=True))) is None
+    assert MUTATIONS["drop_unread"](s, signals(a=FileStats("actions.md", writes=5, never_read=True))) is None
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -369,32 +369,32 @@ def test_enable_stuck_helper_on_the_baseline_and_when_present() -> None:
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_carry_memory_when_files_that_gain_content_are_read_back(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(m=FileSignal("map.md", reads=60, writes=10, redundant_writes=2))
+    sig = signals(m=FileStats("map.md", reads=60, writes=10, redundant_writes=2))
     child = check(s, MUTATIONS["carry_memory"](s, sig), "carry_memory", "map.md", "0.30 reads per step")
     assert structural_changes(s, child) == ["context.scope: episode -> run"]
     assert MUTATIONS["carry_memory"](child, sig) is None  # already carried
-    only_redundant = signals(m=FileSignal("map.md", reads=60, writes=4, redundant_writes=4))
+    only_redundant = signals(m=FileStats("map.md", reads=60, writes=4, redundant_writes=4))
     assert MUTATIONS["carry_memory"](s, only_redundant) is None  # nothing new was ever written
-    assert MUTATIONS["carry_memory"](s, signals(m=FileSignal("map.md", reads=2, writes=10))) is None
+    assert MUTATIONS["carry_memory"](s, signals(m=FileStats("map.md", reads=2, writes=10))) is None
 
 
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_toggle_pinned_pins_a_small_file_read_often(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(m=FileSignal("map.md", reads=60, writes=10, final_lines=8))
+    sig = signals(m=FileStats("map.md", reads=60, writes=10, final_lines=8))
     child = check(s, MUTATIONS["toggle_pinned"](s, sig), "toggle_pinned", "read 60 times in 200 steps", "8 lines")
     assert structural_changes(s, child) == ["files.map.md.pinned: false -> true"]
-    big = signals(m=FileSignal("map.md", reads=60, writes=10, final_lines=40))
+    big = signals(m=FileStats("map.md", reads=60, writes=10, final_lines=40))
     assert MUTATIONS["toggle_pinned"](s, big) is None
 
 
 @pytest.mark.parametrize("name", WITH_FILES)
 def test_toggle_pinned_unpins_a_costly_file_rarely_written(name: str) -> None:
     s = load_builtin(name)
-    sig = signals(p=FileSignal("progress.md", writes=1, context_share=0.4, pinned=True))
+    sig = signals(p=FileStats("progress.md", writes=1, context_share=0.4, pinned=True))
     child = check(s, MUTATIONS["toggle_pinned"](s, sig), "toggle_pinned", "40% of the context", "written once")
     assert structural_changes(s, child) == ["files.progress.md.pinned: true -> false"]
-    busy = signals(p=FileSignal("progress.md", writes=50, context_share=0.4, pinned=True))
+    busy = signals(p=FileStats("progress.md", writes=50, context_share=0.4, pinned=True))
     assert MUTATIONS["toggle_pinned"](s, busy) is None
     blind = edit(s, operations=ops_with(s, enabled=["append", "write"]))  # nothing could read it back
     assert MUTATIONS["toggle_pinned"](blind, sig) is None
@@ -425,7 +425,7 @@ def test_turn_budgets_cuts_turns_or_tokens_on_invalid_output(name: str) -> None:
 
 def test_turn_budgets_trims_log_turns_the_agent_does_not_use() -> None:
     s = load_builtin("nethack-v0")
-    sig = signals(m=FileSignal("map.md", writes=4, reads=10))
+    sig = signals(m=FileStats("map.md", writes=4, reads=10))
     child = check(s, MUTATIONS["turn_budgets"](s, sig), "turn_budgets", "only 0.02 writes/step")
     assert structural_changes(s, child) == ["phases.LOG.budget: 2 -> 1"]
 
@@ -456,9 +456,9 @@ def busy_signals() -> Signals:
         longest_zero_reward_streak=60,
         log_budget_exhausted_rate=0.1,
         files={
-            "map.md": FileSignal("map.md", writes=14, appends=12, growth_chars_per_step=41.0, final_lines=28),
-            "actions.md": FileSignal("actions.md", writes=30, appends=30, never_read=True, growth_chars_per_step=10.0),
-            "progress.md": FileSignal("progress.md", writes=1, context_share=0.3, pinned=True),
+            "map.md": FileStats("map.md", writes=14, appends=12, growth_chars_per_step=41.0, final_lines=28),
+            "actions.md": FileStats("actions.md", writes=30, appends=30, never_read=True, growth_chars_per_step=10.0),
+            "progress.md": FileStats("progress.md", writes=1, context_share=0.3, pinned=True),
         },
     )
 
@@ -501,10 +501,10 @@ def test_propose_is_deterministic_per_seed() -> None:
 
 
 # -- property: whatever the digest says, children are valid and structurally new ---------------
-def _file_signal(path: str) -> st.SearchStrategy[FileSignal]:
+def _file_stats(path: str) -> st.SearchStrategy[FileStats]:
     counts = st.integers(min_value=0, max_value=300)
     return st.builds(
-        FileSignal,
+        FileStats,
         path=st.just(path),
         writes=counts,
         reads=counts,
@@ -534,7 +534,7 @@ def structure_and_signals(draw: st.DrawFn) -> tuple[Structure, Signals]:
         unchanged_rate=draw(rate),
         longest_zero_reward_streak=draw(st.integers(min_value=0, max_value=500)),
         log_budget_exhausted_rate=draw(rate),
-        files={p: draw(_file_signal(p)) for p in paths},
+        files={p: draw(_file_stats(p)) for p in paths},
     )
     return s, sig
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from automem.memory.structure import FileSpec, Structure
 from automem.optimize.changes import structural_changes
+from automem.optimize.digest import FileStats
 
 AUTHOR = "heuristic"
 CRITIC_LABEL = "heuristic critic (rule-based mutations, no model)"
@@ -49,39 +50,24 @@ KEYED_FORMAT = "keyed lines, key: value"
 
 
 @dataclass
-class FileSignal:
-    """What the digest says about one memory file over the evaluated episodes."""
-
-    path: str
-    writes: int = 0  # every write verb, appends included
-    reads: int = 0
-    redundant_writes: int = 0
-    never_read: bool = False
-    pinned: bool = False
-    growth_chars_per_step: float = 0.0
-    context_share: float = 0.0  # share of the prompt's characters this file took
-    final_lines: int = 0
-    appends: int = 0  # writes that were appends (0: unknown, estimated from growth)
-    refused_writes: int = 0  # writes refused by the file's caps (0 when unknown)
-
-
-@dataclass
 class Signals:
-    """The digest's numbers the heuristic critic reads; the loop fills what it has."""
+    """The digest's numbers the heuristic critic reads; the loop fills what it has.
+
+    ``files`` holds the digest's own :class:`FileStats` (the run's figures per file)."""
 
     steps: int = 0  # total steps over the episodes
     invalid_rate: float = 0.0  # invalid outputs per step
     unchanged_rate: float = 0.0  # share of steps with an unchanged observation
     longest_zero_reward_streak: int = 0
-    files: dict[str, FileSignal] = field(default_factory=dict)
+    files: dict[str, FileStats] = field(default_factory=dict)
     log_budget_exhausted_rate: float = 0.0  # share of steps whose LOG phase ran out of turns
     oscillation_rate: float = 0.0  # oscillating steps / unrewarded steps (the memory metrics)
     starvation_deaths: int = 0  # episodes that died with food, drink or hunger critical
     lookups: int = 0  # the model's memory look-ups
     empty_lookup_rate: float = 0.0  # of those, the share that found nothing
 
-    def file(self, path: str) -> FileSignal:
-        return self.files.get(path) or FileSignal(path)
+    def file(self, path: str) -> FileStats:
+        return self.files.get(path) or FileStats(path)
 
     def per_step(self, count: float) -> float:
         return count / self.steps if self.steps > 0 else 0.0
@@ -144,7 +130,7 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def _appends(fs: FileSignal, steps: int) -> tuple[int, str]:
+def _appends(fs: FileStats, steps: int) -> tuple[int, str]:
     """The file's appends, and how to say it: counted, or estimated as growth over a line's length."""
     if fs.appends or not fs.writes:
         return fs.appends, f"{fs.appends}"
@@ -152,7 +138,7 @@ def _appends(fs: FileSignal, steps: int) -> tuple[int, str]:
     return estimate, f"~{estimate}"
 
 
-def _log_like(spec: FileSpec, fs: FileSignal, steps: int) -> bool:
+def _log_like(spec: FileSpec, fs: FileStats, steps: int) -> bool:
     if _keyed(spec):
         return False
     writes = max(fs.writes, fs.appends)
@@ -166,11 +152,11 @@ def _mentioned(s: Structure, path: str) -> bool:
     return any(pattern.search(t) for t in texts)
 
 
-def _fill(spec: FileSpec, fs: FileSignal) -> float:
+def _fill(spec: FileSpec, fs: FileStats) -> float:
     return fs.final_lines / spec.max_lines
 
 
-def _near_cap(spec: FileSpec, fs: FileSignal) -> bool:
+def _near_cap(spec: FileSpec, fs: FileStats) -> bool:
     return fs.refused_writes > 0 or (fs.final_lines > 0 and _fill(spec, fs) >= NEAR_CAP)
 
 

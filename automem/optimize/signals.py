@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from automem.optimize.heuristic import FileSignal, Signals
+from automem.optimize.heuristic import Signals
 
 #: a death cause (the digest's last vitals) that says hunger or thirst: Crafter's food/drink near 0, NetHack's Weak
 _STARVED = re.compile(r"\b(?:food|drink): [0-2]/|\b(?:Weak|Fainting|Fainted|starv)", re.I)
@@ -24,20 +24,5 @@ def signals_from_digest(digest: Any) -> Signals:
         unchanged_rate=sum(e.unchanged_observations for e in digest.episodes) / steps if steps else 0.0,
         longest_zero_reward_streak=max((e.longest_zero_reward_streak for e in digest.episodes), default=0),
         log_budget_exhausted_rate=sum(e.log_budget_exhausted for e in digest.episodes) / steps if steps else 0.0,
-        files={
-            path: FileSignal(
-                path=path,
-                writes=f.writes,
-                reads=f.reads,
-                redundant_writes=f.redundant_writes,
-                never_read=f.never_read,
-                pinned=f.pinned,
-                growth_chars_per_step=f.growth_chars_per_step,
-                context_share=f.context_share,
-                final_lines=f.final_lines,
-                appends=f.appends,
-                refused_writes=f.failed_writes,
-            )
-            for path, f in digest.files.items()
-        },
+        files=dict(digest.files),  # the digest's FileStats as they are: one class for both
     )
