@@ -8,6 +8,11 @@ outside. Files are replaced atomically through a temporary file in the same dire
 hard link planted in the folder never carries a write to its twin outside.
 
 POSIX only (needs ``dir_fd`` support and ``O_NOFOLLOW``/``O_DIRECTORY``).
+
+Why one module of ~760 lines: this is the security boundary of every memory operation. Every
+filesystem call the agent can cause is in this file, so it can be audited in one read and no
+operation can reach the disk by another path; splitting the verbs out would spread the descriptor
+walk over several modules.
 """
 
 from __future__ import annotations
