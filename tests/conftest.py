@@ -79,3 +79,47 @@ def no_stray_jobs():
         if proc.poll() is None:
             os.killpg(pid, signal.SIGKILL)
             proc.wait()
+
+
+# -- the `model` marker: `pytest -m "not model"` is the suite without the bundled model ---------
+#: fixtures that load the bundled model (or hand its path to something that will)
+_MODEL_FIXTURES = {"engine", "bundled_model_path"}
+_running: dict[str, pytest.Item | None] = {"item": None}
+_unmarked: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Watch the in-process engines: a test that builds one without the marker is listed at the end
+    (engines built in a child process, by a job or a CLI subprocess, are not seen)."""
+    from automem.engines import llamacpp, transformers_engine
+
+    for cls in (llamacpp.LlamaCppEngine, transformers_engine.TransformersEngine):
+        original = cls.__init__
+
+        def watched(self, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
+            item = _running["item"]
+            if item is not None and item.get_closest_marker("model") is None and item.nodeid not in _unmarked:
+                _unmarked.append(item.nodeid)
+            return __original(self, *args, **kwargs)
+
+        cls.__init__ = watched  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    _running["item"] = item
+    yield
+    _running["item"] = None
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if _unmarked:
+        terminalreporter.write_sep("-", f"{len(_unmarked)} tests built a model engine without the 'model' marker")
+        for nodeid in _unmarked:
+            terminalreporter.write_line(nodeid)
