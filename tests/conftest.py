@@ -103,10 +103,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         original = cls.__init__
 
         def watched(self, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
+            result = __original(self, *args, **kwargs)  # one that refuses a missing file loads nothing
             item = _running["item"]
             if item is not None and item.get_closest_marker("model") is None and item.nodeid not in _unmarked:
                 _unmarked.append(item.nodeid)
-            return __original(self, *args, **kwargs)
+            return result
 
         cls.__init__ = watched  # type: ignore[method-assign]
 

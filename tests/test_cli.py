@@ -57,6 +57,7 @@ def test_missing_model_exits_1(tmp_path) -> None:
     assert result.exit_code == 1 and "model file not found" in result.output
 
 
+@pytest.mark.model
 def test_run_end_to_end_writes_the_database(tmp_path) -> None:
     db = tmp_path / "cli.db"
     result = runner.invoke(app, ["run", "crafter", "--steps", "2", "--seed", "7", "--db", str(db), "--json"])
@@ -68,6 +69,7 @@ def test_run_end_to_end_writes_the_database(tmp_path) -> None:
     assert con.execute("select count(*) from llm_calls").fetchone()[0] >= 2
 
 
+@pytest.mark.model
 def test_engines_list_and_test(tmp_path, monkeypatch) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[engines.small]\nspec = "llamacpp"\n[engines.small.options]\nn_ctx = 2048\n')
@@ -130,6 +132,7 @@ def test_no_command_opens_the_play_screen(tmp_path, monkeypatch) -> None:
     assert (ctx.game, ctx.seed, ctx.start_paused) == ("nethack", 3, True)
 
 
+@pytest.mark.model
 def test_serve_refuses_what_it_cannot_serve(tmp_path, monkeypatch) -> None:
     wrong = runner.invoke(app, ["serve", "openai:http://127.0.0.1:1/v1"])
     assert wrong.exit_code == 2 and "serves llama.cpp models" in wrong.output

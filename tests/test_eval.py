@@ -41,6 +41,7 @@ def _config(name: str, **kw) -> EvalConfig:
     return EvalConfig(**base)
 
 
+@pytest.mark.model
 def test_parallel_eval_summarises_per_task_and_exports(store: Store, tmp_path: Path) -> None:
     config = _config("ev1", parallel="thread", workers=1)  # the shared in-process engine: one thread
     plan = plan_eval(store, config)

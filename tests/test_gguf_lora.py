@@ -79,6 +79,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
+@pytest.mark.model
 def test_llamacpp_with_the_converted_lora_moves_like_transformers_with_peft(adapter: dict) -> None:
     out = convert_adapter(adapter["folder"], adapter["base"])
     assert out == adapter["folder"] / "adapter.gguf" and out.stat().st_size > 0
@@ -104,6 +105,7 @@ def test_llamacpp_with_the_converted_lora_moves_like_transformers_with_peft(adap
     assert np.mean(agree) >= 0.9
 
 
+@pytest.mark.model
 def test_llamacpp_spec_on_an_adapter_folder_loads_base_and_lora(adapter: dict) -> None:
     engine = make_engine(f"llamacpp:{adapter['folder']}", n_ctx=512, n_threads=1)
     try:

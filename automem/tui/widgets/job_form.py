@@ -234,7 +234,10 @@ class MineJobForm(JobForm):
     def defaults(self) -> dict[str, str]:
         # the newest run with a finished episode: an interrupted evaluation is still worth mining
         newest = self.ctx.store.newest_run_with_finished_episode()
-        return {"job-runs": newest or "", "job-min-score": "2"}
+        from automem.finetune.mine import MineConfig
+
+        min_score = MineConfig.__dataclass_fields__["min_score"].default
+        return {"job-runs": newest or "", "job-min-score": f"{min_score:g}"}
 
     def job_title(self, game: str) -> str:
         return f"mine {self.value('job-runs').strip()} → {self.value('job-out').strip()}"
@@ -260,15 +263,19 @@ class FinetuneJobForm(JobForm):
     BUILD = staticmethod(finetune_job_argv)
 
     def defaults(self) -> dict[str, str]:
+        from automem.finetune.train import TrainConfig
+
         newest = self.ctx.store.newest_dataset_name()
+        # the library's defaults, so the form, the CLI (tests/test_cli_defaults.py) and TrainConfig agree
+        recipe = TrainConfig(dataset="", base="bundled", out="")
         return {
             "job-dataset": newest or "",
-            "job-base": "bundled",
-            "job-backend": "auto",
-            "job-lora-r": "8",
-            "job-lora-alpha": "16",
-            "job-epochs": "1",
-            "job-lr": "2e-4",
+            "job-base": recipe.base,
+            "job-backend": recipe.backend,
+            "job-lora-r": str(recipe.lora_r),
+            "job-lora-alpha": str(recipe.lora_alpha),
+            "job-epochs": f"{recipe.epochs:g}",
+            "job-lr": f"{recipe.lr:.0e}".replace("e-0", "e-"),  # 2e-4, as people write it
         }
 
     def job_title(self, game: str) -> str:
