@@ -154,6 +154,7 @@ def test_ray_executor_writes_back_through_the_driver(store: Store) -> None:
     assert store.db.execute("select status from runs where id = ?", [plan.run_id]).fetchone()[0] == "finished"
 
 
+@pytest.mark.model
 def test_a_run_scoped_structure_plays_each_task_as_a_chain_that_resumes(store: Store) -> None:
     """scope "run": each task's episodes play in seed order, each from the folder the one before it
     ended with (recorded: memory_from, memory_end); a run extended later continues the chain."""
@@ -172,8 +173,13 @@ def test_a_run_scoped_structure_plays_each_task_as_a_chain_that_resumes(store: S
     config = _config("chain", seeds=[1, 2, 3], **one)
     plan = plan_eval(store, config)
     assert [(j.seed, j.carry_after) for j in plan.jobs] == [(2, 1), (3, 2)] and plan.skipped == 1
-    summaries = run_eval(store, config, plan)
+    # each episode of a chain is reported as it ends, not when the whole chain is done
+    reported: list[tuple[int, int]] = []
+    summaries = run_eval(
+        store, config, plan, on_done=lambda job, s, e: reported.append((job.seed, len(store.episodes(plan.run_id))))
+    )
     assert [s.status for s in summaries] == ["finished", "finished"]
+    assert reported == [(2, 2), (3, 3)]  # seed 2 reported before seed 3's episode began
     ep2, ep3 = (store.episode(s.episode_id) for s in sorted(summaries, key=lambda s: s.seed))
     start2 = json.loads(ep2["memory_seed"])
     assert ep2["memory_from"] == ep1["id"] and end1.items() <= start2.items() and "stray.md" not in start2

@@ -38,6 +38,10 @@ IN_PROCESS_ENGINES = frozenset({"llamacpp", "transformers"})
 BATCHING_ENGINES = frozenset({"vllm"})
 
 
+#: told of each episode as it ends: (job, its summary or None, the error that ended it or None)
+OnDone = Callable[["EpisodeJob", EpisodeSummary | None, BaseException | None], None]
+
+
 class EvalError(AutomemError):
     """Bad eval request (e.g. a run name reused with another configuration)."""
 
@@ -283,20 +287,25 @@ def _carry(store: Store, job: EpisodeJob) -> tuple[int | None, dict[str, str]]:
 
 
 def play_chain(
-    chain: list[EpisodeJob], stop: threading.Event | None = None
+    chain: list[EpisodeJob], stop: threading.Event | None = None, on_episode: OnDone | None = None
 ) -> list[tuple[EpisodeJob, EpisodeSummary | None, BaseException | None]]:
     """Play a scope-"run" chain in order, each episode from the folder the previous one ended with;
     it stops at the first episode that does not finish (a later one would start from a folder
-    that a rerun of that episode would not leave): the run's next invocation resumes there."""
+    that a rerun of that episode would not leave): the run's next invocation resumes there.
+
+    ``on_episode`` (thread workers): told of each episode as it ends, so a long chain's progress
+    shows episode by episode rather than when the whole chain is done."""
     out: list[tuple[EpisodeJob, EpisodeSummary | None, BaseException | None]] = []
     for job in chain:
         try:
             summary = play_job(job, stop)
         except Exception as exc:
             out.append((job, None, exc))
-            break
-        out.append((job, summary, None))
-        if summary.status != "finished":
+        else:
+            out.append((job, summary, None))
+        if on_episode is not None:
+            on_episode(*out[-1])
+        if out[-1][1] is None or out[-1][1].status != "finished":
             break
     return out
 
@@ -329,20 +338,23 @@ def play_remote(job: EpisodeJob) -> tuple[dict[str, Any], EpisodeSummary]:
 
 
 class _Outcomes:
-    """Results as they arrive from either executor: summaries, error count, the run's status."""
+    """Results as they arrive from either executor: summaries, error count, the run's status.
+    Thread workers add their episodes themselves as they end, hence the lock."""
 
-    def __init__(self, on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None):
+    def __init__(self, on_done: OnDone | None):
         self.on_done = on_done
         self.summaries: list[EpisodeSummary] = []
         self.errors = 0
+        self._lock = threading.Lock()
 
     def add(self, job: EpisodeJob, summary: EpisodeSummary | None, error: BaseException | None) -> None:
-        if summary is None:
-            self.errors += 1  # a crashed worker or task fails that episode only
-        else:
-            self.summaries.append(summary)
-        if self.on_done is not None:
-            self.on_done(job, summary, error)
+        with self._lock:
+            if summary is None:
+                self.errors += 1  # a crashed worker or task fails that episode only
+            else:
+                self.summaries.append(summary)
+            if self.on_done is not None:
+                self.on_done(job, summary, error)
 
     def status(self) -> str:
         return "failed" if self.errors or any(s.status != "finished" for s in self.summaries) else "finished"
@@ -354,7 +366,7 @@ def run_eval_ray(
     plan: EvalPlan,
     *,
     address: str | None = None,
-    on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> list[EpisodeSummary]:
     """Run the plan's episodes as Ray tasks (``address``: an existing cluster, None: a local instance)."""
     try:
@@ -410,7 +422,7 @@ def run_eval(
     config: EvalConfig,
     plan: EvalPlan,
     *,
-    on_done: Callable[[EpisodeJob, EpisodeSummary | None, BaseException | None], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> list[EpisodeSummary]:
     """Play the plan's jobs with ``config.workers`` workers; marks the run finished or failed."""
     if config.workers < 1:
@@ -427,7 +439,7 @@ def run_eval(
     stop = threading.Event() if mode == "thread" else None
     try:
         futures: dict[Future[Any], list[EpisodeJob]] = {
-            (executor.submit(play_chain, unit, stop) if stop else executor.submit(play_chain, unit)): unit
+            (executor.submit(play_chain, unit, stop, outcomes.add) if stop else executor.submit(play_chain, unit)): unit
             for unit in chains(plan.jobs)
         }
         for fut in as_completed(futures):
@@ -436,8 +448,9 @@ def run_eval(
             except Exception as exc:  # the worker itself died: its unit's first episode failed
                 outcomes.add(futures[fut][0], None, exc)
                 continue
-            for job, summary, error in results:
-                outcomes.add(job, summary, error)
+            if stop is None:  # process workers report when their unit is done; threads already did
+                for job, summary, error in results:
+                    outcomes.add(job, summary, error)
             if len(results) < len(futures[fut]):
                 outcomes.errors += 1  # a chain stopped early: the run is not finished
         status = outcomes.status()
