@@ -5,12 +5,26 @@ commands that need them, so ``automem --help`` stays fast."""
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from automem.cli.app import app
 
 # each module registers its commands on the app when imported; this order is the order of --help
 for _module in ("interactive", "episodes", "info", "engines", "structures", "loop_one", "loop_two", "jobs"):
     importlib.import_module(f"automem.cli.{_module}")
+
+
+def _reflow(doc: str) -> str:
+    """A docstring as help text: its paragraphs kept, the line breaks inside each dropped, so the
+    terminal wraps sentences instead of breaking them where the source file did."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+_groups = [g.typer_instance for g in app.registered_groups if g.typer_instance is not None]
+for _info in [*app.registered_commands, *(c for g in _groups for c in g.registered_commands)]:
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = _reflow(_info.callback.__doc__)
 
 
 __all__ = ["app", "main"]

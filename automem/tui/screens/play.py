@@ -79,7 +79,7 @@ class PlayScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield EpisodePanes(id="play-panes")
-        yield Input(placeholder="an action (e.g. move_left) or a memory operation (e.g. APPEND notes.md :: text); "
+        yield Input(placeholder="an action (e.g. move_left) or a memory operation (e.g. append notes.md: text); "
                     "escape hands back", id="take-over")  # fmt: skip
         yield StatusBar(id="play-status")
         yield Footer()
