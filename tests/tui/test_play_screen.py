@@ -200,3 +200,14 @@ def test_play_snapshot(snap_compare, store, recorded):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_the_take_over_hint_shows_the_real_command_syntax() -> None:
+    from automem.memory.ops import Operation
+    from automem.memory.syntax import parse_command
+    from automem.tui.screens.play import TAKE_OVER_EXAMPLE, TAKE_OVER_HINT
+
+    parsed = parse_command(TAKE_OVER_EXAMPLE)
+    assert TAKE_OVER_EXAMPLE in TAKE_OVER_HINT
+    assert isinstance(parsed, Operation)
+    assert (parsed.verb.value, parsed.path, parsed.text) == ("append", "notes.md", "text")

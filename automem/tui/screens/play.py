@@ -25,6 +25,11 @@ from automem.tui.widgets.status_bar import StatusBar
 DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
+#: the take-over prompt's hint; its example is checked against the parser (tests/tui/test_play_screen.py)
+TAKE_OVER_EXAMPLE = "append notes.md: text"
+TAKE_OVER_HINT = f"an action (e.g. move_left) or a memory operation (e.g. {TAKE_OVER_EXAMPLE}); escape hands back"
+
+
 class DriverReport(Message):
     def __init__(self, report: Report) -> None:
         super().__init__()
@@ -79,8 +84,7 @@ class PlayScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield EpisodePanes(id="play-panes")
-        yield Input(placeholder="an action (e.g. move_left) or a memory operation (e.g. append notes.md: text); "
-                    "escape hands back", id="take-over")  # fmt: skip
+        yield Input(placeholder=TAKE_OVER_HINT, id="take-over")
         yield StatusBar(id="play-status")
         yield Footer()
 
