@@ -439,6 +439,26 @@ class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows):
         rows = list(self.db["runs"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
 
+    def run_by_id(self, run_id: int) -> dict[str, Any] | None:
+        """The ``runs`` row with this id, or None."""
+        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
+        return rows[0] if rows else None
+
+    def run_engines(self) -> list[dict[str, Any]]:
+        """Every run's ``name``, ``engine`` and ``memory_engine`` specs, oldest first: which runs
+        played a given model or adapter."""
+        rows = self.db.execute("SELECT name, engine, memory_engine FROM runs ORDER BY id").fetchall()
+        return [{"name": r[0], "engine": r[1], "memory_engine": r[2]} for r in rows]
+
+    def newest_run_with_finished_episode(self) -> str | None:
+        """The name of the newest run that finished at least one episode (an interrupted evaluation
+        is still worth mining), or None."""
+        row = self.db.execute(
+            "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM episodes e WHERE e.run_id = r.id "
+            "AND e.status = 'finished') ORDER BY r.id DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
 
 def _insert(table: str, columns: str) -> str:
     names = [c.strip() for c in columns.split(",")]

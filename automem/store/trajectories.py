@@ -37,11 +37,6 @@ class TrajectoryReads(Tables):
         row = self.db.execute("SELECT name FROM structures WHERE id = ?", [structure_id]).fetchone()
         return row[0] if row else None
 
-    def run_by_id(self, run_id: int) -> dict[str, Any] | None:
-        """The ``runs`` row with this id, or None."""
-        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
-        return rows[0] if rows else None
-
     def recent_episodes(self, limit: int = 500) -> list[dict[str, Any]]:
         """Stored episodes, newest first, with their run's name (``run``) and their structure's
         name (``structure``, None when the structure is not stored) beside the episode's columns."""
@@ -233,21 +228,6 @@ class TrajectoryReads(Tables):
             params,
         ).fetchone()
         return {"steps": row[0] or 0, "tokens": row[1] or 0, "llm_calls": row[2] or 0, "memory_ops": row[3] or 0}
-
-    def run_engines(self) -> list[dict[str, Any]]:
-        """Every run's ``name``, ``engine`` and ``memory_engine`` specs, oldest first: which runs
-        played a given model or adapter."""
-        rows = self.db.execute("SELECT name, engine, memory_engine FROM runs ORDER BY id").fetchall()
-        return [{"name": r[0], "engine": r[1], "memory_engine": r[2]} for r in rows]
-
-    def newest_run_with_finished_episode(self) -> str | None:
-        """The name of the newest run that finished at least one episode (an interrupted evaluation
-        is still worth mining), or None."""
-        row = self.db.execute(
-            "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM episodes e WHERE e.run_id = r.id "
-            "AND e.status = 'finished') ORDER BY r.id DESC LIMIT 1"
-        ).fetchone()
-        return row[0] if row else None
 
 
 def recorded_calls(path: str | Path, episode_id: int) -> list[tuple[Any, ...]]:
