@@ -31,3 +31,12 @@ def test_game_steps_are_steps_everywhere() -> None:
         assert "--steps" in options, name
     finetune = {o for p in root.commands["finetune"].params for o in p.opts}  # type: ignore[attr-defined]
     assert "--train-steps" in finetune and "--steps" not in finetune
+
+
+def test_optimize_gate_defaults_are_the_gates() -> None:
+    from automem.optimize.gate import Gate
+
+    cli = _defaults("optimize")
+    gate = {f.name: f.default for f in dataclasses.fields(Gate)}
+    assert set(gate) == {"min_gain", "se_multiple", "race_fraction", "race_hope"}
+    assert {k: cli[k] for k in gate} == gate

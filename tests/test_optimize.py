@@ -113,7 +113,9 @@ def test_the_gate_pairs_seeds_and_does_not_accept_noise():
     two_seeds = {**one_seed, "a/1": 9.0}
     verdict = gate.decide(two_seeds, parent, candidate_tokens=900, parent_tokens=500)
     assert verdict.accepted and verdict.figures.better == 2 and verdict.figures.gain == pytest.approx(1.5)
-    assert verdict.record()["settings"] == {"min_gain": 1.0, "se_multiple": 1.0, "race_fraction": 0.5}
+    assert verdict.record()["settings"] == {
+        "min_gain": 1.0, "se_multiple": 1.0, "race_fraction": 0.5, "race_hope": 4.55
+    }  # fmt: skip
     assert not Gate(min_gain=2.0).decide(two_seeds, parent, candidate_tokens=1, parent_tokens=1).accepted
     assert Gate(se_multiple=3.0).decide(two_seeds, parent, candidate_tokens=1, parent_tokens=1).status == "rejected"
     tie = gate.decide(parent, parent, candidate_tokens=400, parent_tokens=500)
@@ -133,13 +135,25 @@ def test_racing_stops_only_candidates_that_cannot_catch_up():
     assert gate.race_seeds([42, 43, 44, 45, 46, 47]) == [42, 43, 44]
     assert gate.race_seeds([0, 1]) is None and Gate(race_fraction=0).race_seeds(list(range(10))) is None
     parent = {f"a/{i}": 4.5 for i in range(6)}
-    flat = gate.hopeless({"a/0": 4.5, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3)
+    # a heat that tied everywhere still hopes for one achievement (4.55) on each of the 3 left:
+    # (0 + 3 x 4.55) / 6 = +2.27 >= 1, so it plays on
+    tie = {"a/0": 4.5, "a/1": 4.5, "a/2": 4.5}
+    assert gate.hopeless(tie, parent, remaining=3) is None
+    # without that hope a tie is bounded by its best gain so far, 0, and stopped
+    flat = Gate(race_hope=0).hopeless(tie, parent, remaining=3)
     assert flat is not None and flat.status == "raced_out" and flat.skipped == 3
     assert "at most +0.00 over all" in flat.reason
-    # one seed 4.5 better: gaining that on each of the 3 left would reach +2.25 >= 1, so it plays on
+    # two achievements lost in the heat: (-9 + 3 x 4.55) / 6 = +0.78 < 1, stopped even with hope
+    lost = gate.hopeless({"a/0": 0.0, "a/1": 0.0, "a/2": 4.5}, parent, remaining=3)
+    assert lost is not None and "even gaining +4.55 on each of the 3 left" in lost.reason
+    # one seed 4.5 better and one 4.5 worse: the hope reaches (0 + 3 x 4.55) / 6 >= 1, so it plays on
     assert gate.hopeless({"a/0": 9.0, "a/1": 0.0, "a/2": 4.5}, parent, remaining=3) is None
-    # a small gain that cannot reach the minimum even at its best pace
-    assert Gate(min_gain=3.0).hopeless({"a/0": 6.0, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3) is not None
+    # a large heat gain is its own bound: 9 better on one seed, 9 hoped on each left
+    assert Gate(min_gain=5.0).hopeless({"a/0": 13.5, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3) is None
+    # a small gain that cannot reach a high minimum even at its best pace
+    assert Gate(min_gain=3.0, race_hope=1.0).hopeless({"a/0": 6.0, "a/1": 4.5, "a/2": 4.5}, parent, remaining=3)
+    with pytest.raises(ValueError):
+        Gate(race_hope=-1)
 
 
 def test_front_keeps_what_no_other_beats_on_every_seed():
@@ -157,7 +171,7 @@ def test_front_keeps_what_no_other_beats_on_every_seed():
 def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interruption(store):
     config = OptimizeConfig(
         name="opt-h", game="crafter", root=CRAFTER, agent_engine="llamacpp", critic="heuristic", seeds=[0, 1, 2],
-        iterations=2, candidates=1, max_steps=2,
+        iterations=2, candidates=1, max_steps=2, gate=Gate(race_hope=0),
     )  # fmt: skip
     events: list[str] = []
 
@@ -187,10 +201,13 @@ def test_a_real_optimization_with_the_heuristic_critic_resumes_after_an_interrup
     result = Optimizer(store, config, HeuristicCritic(), on_event=events.append).run()
     assert "iteration 0: already done" in events
     rows = list(store.db["optimize_iterations"].rows_where(order_by="id"))
-    assert [r["iteration"] for r in rows] == [0, 0, 1, 1] and rows[0] == first  # iteration 0 untouched
-    assert store.db["runs"].count == runs_before + 2  # only iteration 1's candidate and its retry
+    # iteration 0 untouched; the resumed critic knows both structures iteration 0 tried (raced out,
+    # never scored) and, with a 2-step digest's few signals, has no other revision: nothing replayed
+    assert [r["iteration"] for r in rows] == [0, 0, 1] and rows[0] == first
+    assert rows[2]["status"] == "invalid" and "no applicable revision" in rows[2]["reason"]
+    assert store.db["runs"].count == runs_before
     assert store.db["optimizations"].get(1)["status"] == "finished"
-    assert result.candidates == 4 and result.accepted == 0 and result.root_score.run_id == first["parent_run_id"]
+    assert result.accepted == 0 and result.root_score.run_id == first["parent_run_id"]
     with pytest.raises(OptimizeError, match="other settings"):
         Optimizer(store, OptimizeConfig(**{**config.__dict__, "seeds": [5]}), HeuristicCritic()).run()
 

@@ -58,6 +58,14 @@ def optimize(
             help="Share of the seeds played before a candidate that cannot catch up is stopped (0: no racing).",
         ),
     ] = 0.5,  # fmt: skip
+    race_hope: Annotated[
+        float,
+        typer.Option(
+            "--race-hope",
+            min=0.0,
+            help="Gain per unplayed seed racing still deems possible after any heat (4.55: one Crafter achievement).",
+        ),
+    ] = 4.55,  # fmt: skip
     retry: Annotated[
         bool, typer.Option("--retry/--no-retry", help="One more attempt for the critic after each rejection.")
     ] = True,
@@ -86,7 +94,8 @@ def optimize(
         name=run_name or "optimize-" + default_run_name(game, root.name), game=game, root=root,
         agent_engine=agent_engine, critic=critic, seeds=seed_list, tasks=task_list or [None], iterations=iterations,
         candidates=candidates, max_steps=max_steps, workers=workers, parent=parent, digest_chars=digest_chars,
-        gate=Gate(min_gain=min_gain, se_multiple=se_multiple, race_fraction=race_fraction), retry=retry,
+        gate=Gate(min_gain=min_gain, se_multiple=se_multiple, race_fraction=race_fraction, race_hope=race_hope),
+        retry=retry,
     )  # fmt: skip
     try:
         critic_obj = make_critic(critic)

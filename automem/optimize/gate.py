@@ -9,8 +9,10 @@ not become the lineage's best). With the default ``se_multiple`` of 1, one seed 
 all others stayed equal is never enough: its mean gain is exactly one standard error.
 
 **Racing** spends fewer episodes on candidates that cannot win: the candidate first plays a part
-of the seeds; if, even gaining on each remaining seed as much as on its best seed so far, its
-mean paired gain could not reach ``min_gain`` (or stay positive), it stops there.
+of the seeds; if, even gaining on each remaining seed as much as on its best seed so far or
+``race_hope`` (whichever is more), its mean paired gain could not reach ``min_gain`` (or stay
+positive), it stops there. ``race_hope`` exists because a heat that tied everywhere says little
+about the seeds it did not play: bounding them by the heat's best gain (0) stopped every tie.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ class Gate:
     se_multiple: float = 1.0
     #: the share of the seeds a candidate plays before racing may stop it (0 or 1: no racing)
     race_fraction: float = 0.5
+    #: the gain per unplayed seed racing still deems possible, whatever the heat showed (progression
+    #: units; the default is one Crafter achievement, 1/22 of 100)
+    race_hope: float = 4.55
 
     def __post_init__(self) -> None:
-        if self.min_gain < 0 or self.se_multiple < 0:
-            raise ValueError("the gate's minimum gain and standard-error multiple must not be negative")
+        if self.min_gain < 0 or self.se_multiple < 0 or self.race_hope < 0:
+            raise ValueError("the gate's minimum gain, standard-error multiple and race hope must not be negative")
         if not 0.0 <= self.race_fraction <= 1.0:
             raise ValueError("the race fraction must lie between 0 and 1")
 
@@ -89,12 +94,13 @@ class Gate:
         """After the first heat: a RACED_OUT decision when the candidate cannot catch up, else None.
 
         "Cannot catch up": even if each of the ``remaining`` pairs gained as much as its best pair
-        so far, the mean paired gain over all would stay below ``min_gain`` (or not be positive)."""
+        so far or ``race_hope`` (the larger), the mean paired gain over all would stay below
+        ``min_gain`` (or not be positive)."""
         pairs = paired(heat, parent)
         figures = Paired.of(pairs)
         if not pairs:
             return None  # nothing to judge on yet: let it play everything
-        best = max(max(pairs.values()), 0.0)
+        best = max(max(pairs.values()), self.race_hope)
         optimistic = (sum(pairs.values()) + remaining * best) / (len(pairs) + remaining)
         if optimistic > 0 and optimistic >= self.min_gain:
             return None

@@ -265,8 +265,11 @@ class Optimizer:
 
     def _reload(self, opt_id: int) -> None:
         """A resumed optimization: the structures and scores its finished candidates earned (not
-        those racing stopped: they did not play every seed)."""
+        those racing stopped: they did not play every seed). Every structure already proposed is
+        known, scored or not, so a resumed critic does not propose a raced-out one again."""
         for row in self.store.iteration_rows(opt_id):
+            if row["candidate_id"] is not None:
+                self._structure(row["candidate_id"])
             if row["candidate_run_id"] is None:
                 continue
             if row["status"] != RACED_OUT:
