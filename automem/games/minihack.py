@@ -104,7 +104,9 @@ class MiniHackGame(NLEGame):
     tasks: ClassVar[tuple[str, ...]] = _TASKS
     default_task: ClassVar[str] = "Room-5x5"
 
-    def __init__(self, task: str | None = None, *, max_episode_steps: int | None = None) -> None:
+    def __init__(
+        self, task: str | None = None, *, max_episode_steps: int | None = None, ttyrec_dir: str | None = None
+    ) -> None:
         """``max_episode_steps``: None keeps the task's own limit (e.g. 100 for Room-5x5)."""
         short, self._env_id = resolve_task(task or self.default_task)
         if short.startswith("Boxoban") and not boxoban_available():
@@ -114,14 +116,14 @@ class MiniHackGame(NLEGame):
                 "minihack.scripts.download_boxoban_levels` on a machine with network access"
             )
         self._max_episode_steps = max_episode_steps
-        super().__init__(short)
+        super().__init__(short, ttyrec_dir=ttyrec_dir)
 
     def _make_env(self) -> gym.Env:
         kwargs: dict[str, object] = {
             # Boxoban's success check reads "chars"
             "observation_keys": (*OBSERVATION_KEYS, "chars"),
             "fix_moon_phase": True,  # reproducible: moon phase from the seed, not the date
-            "savedir": None,
+            **self._recording(),
         }
         if self._max_episode_steps is not None:
             kwargs["max_episode_steps"] = self._max_episode_steps

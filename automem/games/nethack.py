@@ -163,6 +163,7 @@ class NetHackGame(NLEGame):
         *,
         character: str = "@",
         max_episode_steps: int = 100_000,
+        ttyrec_dir: str | None = None,
     ) -> None:
         """``character`` is NLE's role-race-alignment-gender string; "@" picks one at random from
         the seed, as BALROG does. ``max_episode_steps`` counts key presses, automatic --More--
@@ -173,7 +174,7 @@ class NetHackGame(NLEGame):
         self._max_depth = 0
         self._max_xl = 0
         self._reached: dict[str, None] = {}  # milestones in the order reached
-        super().__init__(self._env_id)
+        super().__init__(self._env_id, ttyrec_dir=ttyrec_dir)
 
     def _make_env(self) -> gym.Env:
         return make_registered_env(
@@ -187,7 +188,7 @@ class NetHackGame(NLEGame):
             allow_all_modes=True,
             # moon phase and Friday 13th from the seed, not the wall clock: reproducible episodes
             fix_moon_phase=True,
-            savedir=None,
+            **self._recording(),
         )
 
     def _vocabulary(self) -> list[tuple[str, int, str]]:

@@ -256,9 +256,12 @@ class NLEGame(Game):
     #: message; MiniHack's tasks let NLE skip --More-- itself and keep only the last message
     auto_more: ClassVar[bool] = True
 
-    def __init__(self, task: str | None = None) -> None:
+    def __init__(self, task: str | None = None, *, ttyrec_dir: str | None = None) -> None:
+        """``ttyrec_dir``: a folder that does not exist yet, where NLE records each episode as a
+        ttyrec (its own format 3, bz2); None records nothing."""
         super().__init__(task)
         self.seed: int | None = None
+        self._ttyrec_dir = ttyrec_dir
         self._env = self._make_env()
         self._unwrapped: Any = self._env.unwrapped
         key_index = {int(code): i for i, code in reversed(list(enumerate(self._unwrapped.actions)))}
@@ -280,6 +283,12 @@ class NLEGame(Game):
         self.env_steps = 0
 
     # --- subclass hooks -------------------------------------------------------------------
+
+    def _recording(self) -> dict[str, Any]:
+        """The env's keyword arguments for recording (or not) a ttyrec of each episode."""
+        if self._ttyrec_dir is None:
+            return {"savedir": None}
+        return {"savedir": self._ttyrec_dir, "save_ttyrec_every": 1}
 
     @abstractmethod
     def _make_env(self) -> gym.Env:
