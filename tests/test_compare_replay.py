@@ -57,6 +57,14 @@ def test_refusals(store, compared, recorded):
     assert f"{nethack} is nethack/NetHackScore-v0 seed 7" in str(info.value)
     with pytest.raises(ReplayError, match="no episode 99"):
         open_lockstep(store, [base, 99])
+
+    def _empty(bundle) -> None:  # type: ignore[no-untyped-def]
+        for table in ("steps", "llm_calls", "memory_ops"):
+            bundle[table] = []
+
+    empty = recorded(store, "crafter-seed7", _empty, "crafter-seed7-empty")
+    with pytest.raises(CompareError, match=f"episode {empty} has no recorded steps"):
+        open_lockstep(store, [base, empty])
     other_seed = recorded(store, "crafter-seed1004")
     with pytest.raises(CompareError, match="seed 1004"):
         LockstepReplay([EpisodeReplay(store, better), EpisodeReplay(store, other_seed)])
