@@ -8,13 +8,16 @@ import pytest
 EPISODES = Path(__file__).parent / "data" / "episodes"
 
 
-def load_episode(store, name: str) -> int:
+def load_episode(store, name: str, edit=None, label: str | None = None) -> int:  # type: ignore[no-untyped-def]
     """Import a recorded episode (tests/data/episodes/NAME.json) under a run of its own; returns its id.
 
     These were recorded with the bundled model by `automem run`, so replays of them show exactly
-    what a real episode shows, without a model's run-to-run variation.
+    what a real episode shows, without a model's run-to-run variation. ``edit(bundle)`` changes the
+    bundle before the import (a variant of the same seed; ``label`` names its run).
     """
     bundle = json.loads((EPISODES / f"{name}.json").read_text())
+    if edit is not None:
+        edit(bundle)
     episode = bundle["episode"]
     store.db["structures"].insert(
         {"id": episode["structure_id"], "name": _name(bundle), "game": episode["game"],
@@ -22,8 +25,8 @@ def load_episode(store, name: str) -> int:
         ignore=True,
     )  # fmt: skip
     run_id = store.create_run(
-        name=f"fixture-{name}", game=episode["game"], task=episode["task"], structure_id=episode["structure_id"],
-        engine=episode["engine"], memory_engine=None, config={},
+        name=f"fixture-{label or name}", game=episode["game"], task=episode["task"],
+        structure_id=episode["structure_id"], engine=episode["engine"], memory_engine=None, config={},
     )  # fmt: skip
     return store.import_episode(bundle, run_id)
 
@@ -64,6 +67,36 @@ def store(tmp_path):
 def recorded():
     """load_episode(store, name): import a recorded episode from tests/data/episodes."""
     return load_episode
+
+
+def _better(bundle) -> None:  # type: ignore[no-untyped-def]
+    """Crafter seed 7 as a better agent: another action at step 2, wood at step 5, no map write at step 10."""
+    for row in bundle["steps"]:
+        if row["step"] == 2:
+            row["action"] = "move_left"
+        if row["step"] >= 5:
+            row["achievements"], row["progression"] = '["collect_wood"]', 100 / 22
+        if row["step"] == 5:
+            row["reward"] = 1.0
+    bundle["memory_ops"] = [op for op in bundle["memory_ops"] if op["step"] != 10]
+
+
+def _shorter(bundle) -> None:  # type: ignore[no-untyped-def]
+    """Crafter seed 7 ended after 8 steps."""
+    for table in ("steps", "llm_calls", "memory_ops"):
+        bundle[table] = [row for row in bundle[table] if row["step"] < 8]
+    bundle["steps"][-1]["done"] = 1
+    bundle["episode"]["steps"] = 8
+
+
+@pytest.fixture
+def compared(store):
+    """Three episodes of Crafter seed 7 for lockstep comparison: (recorded, better, shorter) ids."""
+    return (
+        load_episode(store, "crafter-seed7"),
+        load_episode(store, "crafter-seed7", _better, "crafter-seed7-better"),
+        load_episode(store, "crafter-seed7", _shorter, "crafter-seed7-shorter"),
+    )
 
 
 @pytest.fixture

@@ -114,6 +114,33 @@ def test_play_and_replay_reject_bad_input(tmp_path) -> None:
     assert missing.exit_code == 2 and "no episode 42" in missing.output
 
 
+def test_replay_compare_opens_or_refuses(store, compared, recorded, monkeypatch) -> None:
+    import automem.cli.interactive as cli
+
+    opened = []
+    monkeypatch.setattr(cli, "_open_tui", lambda ctx, mode: opened.append((ctx, mode)))
+    db = str(store.path)
+    ids = [str(e) for e in compared]
+    result = runner.invoke(app, ["replay", "--compare", *ids, "--db", db])
+    assert result.exit_code == 0, result.output
+    assert opened[-1][1] == "replay" and opened[-1][0].extra == {"compare": list(compared)}
+    result = runner.invoke(app, ["replay", ids[0], "--db", db])
+    assert result.exit_code == 0 and opened[-1][0].extra == {"episode": compared[0]}
+    nethack = str(recorded(store, "nethack-seed7"))
+    for args, needle in [
+        ([ids[0]], "2 or 3 episodes, got 1"),
+        ([*ids, nethack], "2 or 3 episodes, got 4"),
+        ([ids[0], nethack], "same game, task and seed"),
+        ([ids[0], ids[0]], "given twice"),
+        ([ids[0], "99"], "no episode 99"),
+    ]:
+        bad = runner.invoke(app, ["replay", "--compare", *args, "--db", db])
+        assert bad.exit_code == 2 and needle in bad.output, (args, bad.output)
+    two = runner.invoke(app, ["replay", *ids[:2], "--db", db])
+    assert two.exit_code == 2 and "need --compare" in two.output
+    assert len(opened) == 2
+
+
 def test_no_command_opens_the_play_screen(tmp_path, monkeypatch) -> None:
     """`automem` alone is the README's main command: the TUI playing Crafter with the bundled model."""
     import automem.cli.interactive as cli

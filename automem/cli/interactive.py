@@ -65,13 +65,32 @@ def play(
 
 @app.command()
 def replay(
-    episode: Annotated[int | None, typer.Argument(help="Episode id to open (default: the list).")] = None,
+    episodes: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[EPISODE]...", help="Episode id to open (default: the list); 2 or 3 with --compare."),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Step 2 or 3 episodes of one game, task and seed side by side.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Open the TUI's replay screen on the stored episodes (or one of them)."""
+    """Open the TUI's replay screen on the stored episodes (or one of them, or 2-3 compared)."""
+    from automem.runs.compare_replay import open_lockstep
+    from automem.runs.replay import ReplayError
     from automem.tui.context import TuiContext
 
+    ids = list(episodes or [])
     store = open_store(db)
-    if episode is not None and not store.has_episode(episode):
-        fail(f"no episode {episode} in {store.path}")
-    _open_tui(TuiContext(store=store, extra={"episode": episode} if episode is not None else {}), "replay")
+    if compare:
+        try:
+            open_lockstep(store, ids)  # refused here, with exit 2, rather than as a notification
+        except ReplayError as exc:  # a CompareError too
+            fail(str(exc))
+        _open_tui(TuiContext(store=store, extra={"compare": ids}), "replay")
+        return
+    if len(ids) > 1:
+        fail(f"{len(ids)} episodes given: one opens a replay, 2 or 3 need --compare")
+    for episode in ids:
+        if not store.has_episode(episode):
+            fail(f"no episode {episode} in {store.path}")
+    _open_tui(TuiContext(store=store, extra={"episode": ids[0]} if ids else {}), "replay")

@@ -212,6 +212,23 @@ class EpisodeReplay:
     def prompt(self, call_id: int) -> list[dict[str, str]]:
         return self.store.call_prompt(call_id)
 
+    # -- cheap per-step facts (no model calls loaded): what a lockstep comparison scans --------
+    def action(self, index: int) -> str:
+        return str(self._steps[index]["action"])
+
+    def writes(self, index: int) -> list[ReplayOp]:
+        """Step ``index``'s memory operations that changed a file."""
+        return [op for op in self._ops.get(index, []) if op.is_write]
+
+    def standing(self, index: int) -> tuple[float, int]:
+        """(progression, achievements unlocked) after step ``index``."""
+        row = self._steps[index]
+        return float(row["progression"]), len(json.loads(row["achievements"] or "[]"))
+
+    def write_steps_until(self, index: int) -> int:
+        """How many of steps 0..index wrote memory."""
+        return bisect.bisect_right(self._writes, index)
+
     # -- navigation -----------------------------------------------------------------------
     def next_write(self, index: int) -> int | None:
         """The next step after ``index`` with a memory write."""

@@ -12,6 +12,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label
 
 from automem.runs.replay import EpisodeReplay, ReplayError, list_episodes
 from automem.tui.context import TuiContext
+from automem.tui.screens.compare import open_compare
 from automem.tui.widgets.actions_pane import replay_lines
 from automem.tui.widgets.panes import EpisodePanes
 from automem.tui.widgets.status_bar import StatusBar
@@ -61,13 +62,26 @@ class ReplayScreen(Screen[None]):
         Binding("r", "raw", "Raw output", id="replay-raw", tooltip="Show the model's raw output"),
         Binding("escape", "episodes", "Episodes", id="replay-episodes"),
         Binding("f5", "reload", "Reload", show=False, id="replay-reload"),
+        Binding("m", "mark", "Mark", id="replay-mark", tooltip="Mark the episode for a side-by-side compare"),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            id="replay-compare",
+            tooltip="Step the 2 or 3 marked episodes (same game, task and seed) side by side",
+        ),
     ]
+
+    #: shown before a marked episode's id in the table
+    MARK = "● "
 
     def __init__(self, ctx: TuiContext) -> None:
         super().__init__()
         self.ctx = ctx
         self.replay: EpisodeReplay | None = None
         self.index = 0
+        #: episodes marked for a compare, in the order marked (the panes' order, left to right)
+        self.marked: list[int] = []
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial="episodes", id="replay-switcher"):
@@ -98,6 +112,9 @@ class ReplayScreen(Screen[None]):
         episode = self.ctx.extra.get("episode")
         if isinstance(episode, int):
             self.open_episode(episode)
+        compare = self.ctx.extra.get("compare")
+        if isinstance(compare, list):
+            open_compare(self.app, self.ctx.store, compare)
 
     # -- the episode list ------------------------------------------------------------------
     def action_reload(self) -> None:
@@ -105,12 +122,36 @@ class ReplayScreen(Screen[None]):
         table.clear()
         for e in list_episodes(self.ctx.store):
             table.add_row(
-                str(e["id"]), e["run"], e["game"], e["task"], e["structure"] or (e["structure_id"] or "")[:8],
+                self._id_cell(e["id"]), e["run"], e["game"], e["task"], e["structure"] or (e["structure_id"] or "")[:8],
                 e["model"] if e["engine"] == "llamacpp" else e["engine"], str(e["seed"]), str(e["steps"]),
                 f"{e['progression']:.1f}%", e["status"], (e["started_at"] or "")[:16].replace("T", " "),
                 key=str(e["id"]),
             )  # fmt: skip
         self.query_one(StatusBar).update(Text(f"{table.row_count} episodes in {self.ctx.store.path.name}", style="dim"))
+
+    def _id_cell(self, episode_id: int) -> str:
+        return f"{self.MARK if episode_id in self.marked else ''}{episode_id}"
+
+    def action_mark(self) -> None:
+        table = self.query_one("#episodes", DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        if key.value is None:
+            return
+        episode_id = int(key.value)
+        if episode_id in self.marked:
+            self.marked.remove(episode_id)
+        else:
+            self.marked.append(episode_id)
+        table.update_cell(key, "id", self._id_cell(episode_id), update_width=True)
+        table.move_cursor(row=table.cursor_row + 1)  # marking runs down the table, as in a file manager
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.notify(f"mark 2 or 3 episodes with m first ({len(self.marked)} marked)", severity="error")
+            return
+        open_compare(self.app, self.ctx.store, self.marked)
 
     @on(DataTable.RowSelected, "#episodes")
     def row_selected(self, event: DataTable.RowSelected) -> None:
@@ -217,6 +258,8 @@ class ReplayScreen(Screen[None]):
         # stepping keys only mean something with an episode open
         if action in ("move", "go", "jump", "next_write", "previous_write", "next_achievement", "raw", "episodes"):
             return self.replay is not None
+        if action in ("mark", "compare"):
+            return self.replay is None
         return True
 
 

@@ -37,8 +37,10 @@ class GameView(Widget):
     GameView { width: auto; height: auto; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, side_below: bool = False) -> None:
         super().__init__(id=id)
+        #: draw the side lines below the picture even beside a grid (narrow panes: the compare screen)
+        self.side_below = side_below
         self._keys: list[tuple[str, str, int | None, str]] = []
         self._strips: list[Strip] = []
         self._width = 0
@@ -55,7 +57,7 @@ class GameView(Widget):
         fg = ["".join(format(c, "x") for c in row) for row in frame.fg]
         pic_width = (len(frame.rows[0]) * (_GRID_CELL if grid else 1)) if frame.rows else 0
         rows, fg_rows, side_lines = list(frame.rows), fg, list(frame.side)
-        if not grid and side_lines:
+        if (not grid or self.side_below) and side_lines:
             # a full terminal screen (80 columns) leaves no room beside it: the side text goes below
             rows += ["", *side_lines]
             fg_rows = fg + ["" for _ in range(len(side_lines) + 1)]
@@ -76,7 +78,8 @@ class GameView(Widget):
         changed = [y for y, key in enumerate(keys) if resized or y >= len(self._keys) or self._keys[y] != key]
         strips = self._strips[: len(keys)] + [Strip.blank(0)] * max(0, len(keys) - len(self._strips))
         for y in changed:
-            strips[y] = self._strip(*keys[y], grid=grid, pic_width=pic_width)
+            # side lines moved below a grid are text, not cells
+            strips[y] = self._strip(*keys[y], grid=grid and y < len(frame.rows), pic_width=pic_width)
         self._keys, self._strips, self._width = keys, strips, width
         self.last_changed_rows = len(changed)
         if resized:
