@@ -10,7 +10,10 @@ import inspect
 from automem.cli.app import app
 
 # each module registers its commands on the app when imported; this order is the order of --help
-for _module in ("interactive", "episodes", "export", "info", "engines", "structures", "loop_one", "loop_two", "jobs"):
+_MODULES = (
+    "interactive", "episodes", "export", "info", "engines", "structures", "loop_one", "loop_two", "pipeline", "jobs",
+)  # fmt: skip
+for _module in _MODULES:
     importlib.import_module(f"automem.cli.{_module}")
 
 

@@ -24,6 +24,7 @@ from automem.store.base import StoreError, StructureNotFound, now
 from automem.store.jobs import JobRows
 from automem.store.migrations import migrations
 from automem.store.optimizations import OptimizationRows
+from automem.store.pipelines import PipelineRows
 from automem.store.training import TrainingRows
 from automem.store.trajectories import TrajectoryReads
 
@@ -53,9 +54,9 @@ def unified_diff(before: str | None, after: str | None, path: str) -> str:
     )
 
 
-class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows):
+class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows, PipelineRows):
     """The database file. Each table group's queries live in their own module as a mixin
-    (jobs, optimizations, training, trajectories); this one holds structures, runs and the
+    (jobs, optimizations, training, trajectories, pipelines); this one holds structures, runs and the
     step writes. No module outside ``automem/store`` speaks SQL (tests/test_sql_boundary.py)."""
 
     def __init__(self, path: str | Path) -> None:

@@ -343,3 +343,37 @@ def m009_episode_memory_carry(db: Database) -> None:
     # end it started from, so a chain of episodes resumes from the last one that finished
     db["episodes"].add_column("memory_end", str)
     db["episodes"].add_column("memory_from", int)
+
+
+@migrations()
+def m011_pipelines(db: Database) -> None:
+    # the protocol as one job: a pipeline row per name, a row per stage with the job that ran it
+    # and what it produced (run names, structure id, dataset, adapter) for the stages after it
+    db["pipelines"].create(
+        {
+            "id": int,
+            "name": str,
+            "spec": str,  # JSON of the validated pipeline file
+            "status": str,  # running | finished | failed | interrupted
+            "report_path": str,
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+    )
+    db["pipelines"].create_index(["name"], unique=True)
+    db["pipeline_stages"].create(
+        {
+            "id": int,
+            "pipeline_id": int,
+            "stage": str,
+            "job_id": int,
+            "status": str,  # running | finished | failed | interrupted
+            "output": str,  # JSON
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("pipeline_id", "pipelines", "id"), ("job_id", "jobs", "id")],
+    )
+    db["pipeline_stages"].create_index(["pipeline_id", "stage"], unique=True)
