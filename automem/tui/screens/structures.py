@@ -275,7 +275,7 @@ class StructuresScreen(Screen[None]):
         marked = any(c.structure_id == sid for c in p.scored)
         note = (f"{len(p.iterations)} iterations, {accepted} of {judged} judged candidates accepted · bars: ± one "
                 "standard error over the seeds"
-                + (f" · grey line: the iteration of {self.entries[sid].name} {sid[:8]}" if marked else "")
+                + (f" · ◆ {self.entries[sid].name} {sid[:8]}" if marked else "")
                 + f" · as text: automem structures progression {name}")  # fmt: skip
         self.app.push_screen(PlotScreen(f"loop 1 · {name} ({p.status})", plot, note))
 

@@ -75,28 +75,28 @@ class SeriesPlot(PlotextPlot):
         if best:
             plt.plot([it.iteration for it in best], [it.best_mean or 0.0 for it in best], marker="braille",
                      color="green+", label="best kept")  # fmt: skip
+        # candidates of one iteration side by side to its right, so their error bars do not overlap
         per_iteration: dict[int, int] = {}
         for c in p.scored:
             per_iteration[c.iteration] = per_iteration.get(c.iteration, 0) + 1
+        x_of: dict[tuple[int, int], float] = {}
         seen: dict[int, int] = {}
+        for c in p.scored:
+            k = seen[c.iteration] = seen.get(c.iteration, 0) + 1
+            x_of[(c.iteration, c.candidate)] = c.iteration + 0.3 * k / (per_iteration[c.iteration] + 1)
         for status, colour in VERDICT_COLOUR.items():
             mine = [c for c in p.scored if c.status == status]
             if not mine:
                 continue
-            xs_c: list[float] = []
-            for c in mine:
-                # candidates of one iteration side by side, so their error bars do not overlap
-                k = seen.get(c.iteration, 0)
-                seen[c.iteration] = k + 1
-                n = per_iteration[c.iteration]
-                xs_c.append(c.iteration + (0.3 * (k + 1) / (n + 1)))
+            xs_c = [x_of[(c.iteration, c.candidate)] for c in mine]
             ys_c = [c.mean or 0.0 for c in mine]
             plt.error(xs_c, ys_c, yerr=[c.se or 0.0 for c in mine], color=colour)
             plt.scatter(xs_c, ys_c, marker="●", color=colour, label=status.replace("_", " "))
-        if highlight is not None:
-            mine = [c for c in p.scored if c.structure_id == highlight]
-            if mine:
-                plt.vline(mine[-1].iteration, color="gray")
+        chosen = [c for c in p.scored if highlight is not None and c.structure_id == highlight]
+        if chosen:
+            c = chosen[-1]
+            plt.scatter([x_of[(c.iteration, c.candidate)]], [c.mean or 0.0], marker="◆", color="white",
+                        label="selected")  # fmt: skip
         plt.xticks([it.iteration for it in p.iterations])
         last = max(it.iteration for it in p.iterations)
         plt.xlim(-0.2, last + 0.5)
