@@ -181,4 +181,4 @@ def test_cli_text_forms(tmp_path: Path, recorded) -> None:  # type: ignore[no-un
     data = json.loads(runner.invoke(app, ["replay", str(episode), "--memory-sizes", "--json", *db_args]).output)
     assert data["episode_id"] == episode and len(data["steps"]) == len(data["files"]["actions.md"])
     bad = runner.invoke(app, ["replay", "--memory-sizes", *db_args])
-    assert bad.exit_code == 2 and "needs an episode id" in bad.output
+    assert bad.exit_code == 2 and "needs one episode id" in bad.output
