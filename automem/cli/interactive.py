@@ -1,4 +1,5 @@
-"""The commands that open the TUI: ``play`` (also what a bare ``automem`` does) and ``replay``."""
+"""The commands that open the TUI: ``play`` (also what a bare ``automem`` does) and ``replay`` (which
+also prints an episode's memory sizes per step as text)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,15 @@ def replay(
         bool, typer.Option("--compare", help="Step 2 or 3 episodes of one game, task and seed side by side.")
     ] = False,
     db: DbOption = None,
+    memory_sizes: Annotated[
+        bool,
+        typer.Option(
+            "--memory-sizes",
+            help="Print each memory file's size in characters per step instead of opening the TUI "
+            "(what the replay screen plots: v).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --memory-sizes: every step as JSON.")] = False,
 ) -> None:
     """Open the TUI's replay screen on the stored episodes (or one of them, or 2-3 compared)."""
     from automem.runs.compare_replay import open_lockstep
@@ -81,6 +91,13 @@ def replay(
 
     ids = list(episodes or [])
     store = open_store(db)
+    if memory_sizes or as_json:
+        if len(ids) != 1 or not memory_sizes or compare:
+            fail("--memory-sizes needs one episode id (and --json goes with --memory-sizes)")
+        if not store.has_episode(ids[0]):
+            fail(f"no episode {ids[0]} in {store.path}")
+        _print_memory_sizes(store, ids[0], as_json)
+        return
     if compare:
         try:
             open_lockstep(store, ids)  # refused here, with exit 2, rather than as a notification
@@ -94,3 +111,24 @@ def replay(
         if not store.has_episode(episode):
             fail(f"no episode {episode} in {store.path}")
     _open_tui(TuiContext(store=store, extra={"episode": ids[0]} if ids else {}), "replay")
+
+
+def _print_memory_sizes(store, episode: int, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from rich.table import Table
+
+    from automem.cli.app import console
+    from automem.runs.replay import EpisodeReplay
+
+    sizes = EpisodeReplay(store, episode).memory_sizes()
+    if as_json:
+        console.print_json(json.dumps(sizes.as_dict()))
+        return
+    table = Table(title=f"episode {episode}: memory chars per file (the steps where a size changed)")
+    table.add_column("step", justify="right")
+    for path in sizes.files:
+        table.add_column(path, justify="right")
+    for step, values in sizes.changes():
+        table.add_row(str(step), *(str(v) for v in values))
+    console.print(table)

@@ -171,6 +171,10 @@ def recipes(
         bool,
         typer.Option("--same-seeds", help="Count each recipe's runs only on the task and seed pairs all finished."),
     ] = False,
+    losses: Annotated[
+        bool,
+        typer.Option("--losses", help="Training and evaluation loss per step instead (what the jobs screen plots)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Loop 2's ledger: each recipe (dataset + training configuration) with the runs that played its
@@ -178,6 +182,9 @@ def recipes(
     from automem.finetune.ledger import ledger
 
     store = open_store(db)
+    if losses:
+        _print_losses(store, names or [r["name"] for r in store.training_runs_with_datasets()][::-1], as_json)
+        return
     found = ledger(store, names or None, same_seeds=same_seeds)
     if names and len(found) < len(set(names)):
         missing = sorted(set(names) - {r.name for r in found})
@@ -233,6 +240,30 @@ def recipes(
             )
         console.print("valid: memory operations that worked; redund.: writes adding nothing new; read: writes "
                       "read later; growth: memory chars/step", style="dim", highlight=False)  # fmt: skip
+
+
+def _print_losses(store, names: list[str], as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Each training run's losses per step, as JSON or one table per run."""
+    from automem.finetune.losses import LossError, loss_curve
+
+    try:
+        curves = [loss_curve(store, name) for name in names]
+    except LossError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps([c.as_dict() for c in curves]))
+        return
+    if not curves:
+        console.print("no training runs yet: automem mine, then automem finetune")
+    for curve in curves:
+        table = Table(title=f"{curve.name} ({curve.status}): loss per step")
+        for column in ("step", "train loss", "eval loss"):
+            table.add_column(column, justify="right")
+        for step, train, evaluation in curve.rows():
+            table.add_row(str(step), _figure(train, ".4f"), _figure(evaluation, ".4f"))
+        if not curve.train and not curve.eval:
+            table.caption = "no step logged yet"
+        console.print(table)
 
 
 @app.command()

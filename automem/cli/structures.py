@@ -1,4 +1,4 @@
-"""Memory structures: ``structures list``, ``show``, ``validate``, ``tree`` and ``export``."""
+"""Memory structures: ``structures list``, ``show``, ``validate``, ``tree``, ``progression`` and ``export``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from automem.cli.app import (
     DbOption,
     console,
     err_console,
+    fail,
     open_store,
     structures_app,
 )
@@ -87,6 +88,42 @@ def structures_tree(
         console.print_json(json.dumps(rows))
     else:
         console.print(render_tree(rows))
+
+
+@structures_app.command("progression")
+def structures_progression(
+    optimization: Annotated[
+        str | None, typer.Argument(help="Optimization name (automem optimize --run-name; default: the newest).")
+    ] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Loop 1's progression per iteration along an optimization: the parent's mean ± standard error,
+    each candidate's and the gate's verdict, the best kept so far (the structures screen plots it: v)."""
+    from automem.optimize.progression import ProgressionError, progression, progression_table
+
+    try:
+        p = progression(open_store(db), optimization)
+    except ProgressionError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(p.as_dict()))
+        return
+    rows = progression_table(p)
+    from rich import box
+
+    # compact, as the recipes ledger: it should fit an 80-column terminal
+    table = Table(
+        title=f"{p.optimization} ({p.game}, {p.status}): progression per iteration", box=box.SIMPLE_HEAD,
+        padding=(0, 1), pad_edge=False, show_edge=False, collapse_padding=True,
+    )  # fmt: skip
+    for col in rows[0] if rows else ("iter.",):
+        table.add_column(col, justify="right" if col not in ("structure", "status") else "left")
+    colours = {"accepted": "green", "rejected": "red", "tied": "yellow", "raced_out": "red"}
+    for r in rows:
+        colour = colours.get(r["status"])
+        table.add_row(*(f"[{colour}]{v}[/]" if k == "status" and colour else v for k, v in r.items()))
+    console.print(table)
 
 
 @structures_app.command("export")

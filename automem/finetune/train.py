@@ -177,7 +177,10 @@ def _train_peft(
             r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.target_modules,
             lora_dropout=0.0, task_type="CAUSAL_LM",
         )  # fmt: skip
-    log: list[dict[str, Any]] = []
+    # a resumed run keeps the entries logged before its interruption (the steps after its checkpoint
+    # are logged again; automem.finetune.losses keeps the later entry of a step)
+    previous = store.training_run_by_name(config.out) if resume else None
+    log: list[dict[str, Any]] = json.loads(previous["log"] or "[]") if previous else []
 
     class ToStore(TrainerCallback):  # type: ignore[misc]
         """Losses into the training_runs row as they come, so a job screen or a crash sees them."""

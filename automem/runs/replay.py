@@ -86,6 +86,31 @@ class ReplayStep:
     ops: list[ReplayOp] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class MemorySizes:
+    """Characters of each memory file after every step of an episode (0 while a file does not exist)."""
+
+    episode_id: int
+    steps: list[int]
+    files: dict[str, list[int]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"episode_id": self.episode_id, "steps": self.steps, "files": self.files}
+
+    def changes(self) -> list[tuple[int, list[int]]]:
+        """(step, sizes in ``files`` order) of the first step and each step where a size changed:
+        the table form, which stays short on a long episode."""
+        paths = list(self.files)
+        out: list[tuple[int, list[int]]] = []
+        last: list[int] | None = None
+        for i, step in enumerate(self.steps):
+            sizes = [self.files[p][i] for p in paths]
+            if sizes != last:
+                out.append((step, sizes))
+                last = sizes
+        return out
+
+
 class ReplayError(AutomemError):
     """The episode does not exist or holds no steps."""
 
@@ -204,6 +229,24 @@ class EpisodeReplay:
             else:
                 files[path] = self._text(text_id)
         return dict(sorted(files.items()))
+
+    def memory_sizes(self) -> MemorySizes:
+        """Every memory file's size in characters after each step, from the same timelines
+        :meth:`memory` reads (the texts' lengths only, not the texts)."""
+        text_ids = {t for _, contents in self._timeline.values() for t in contents if t is not None}
+        lengths = self.store.text_lengths(text_ids)
+        paths = sorted(p for p in set(self._seed) | set(self._timeline) if p)
+        files: dict[str, list[int]] = {}
+        for path in paths:
+            ids, contents = self._timeline.get(path, ([], []))
+            seed = len(self._seed[path]) if path in self._seed else 0
+            sizes = []
+            for limit in self._last_op_of_step:
+                at = bisect.bisect_right(ids, limit) - 1
+                text_id = contents[at] if at >= 0 else None
+                sizes.append(seed if at < 0 else (lengths.get(text_id, 0) if text_id is not None else 0))
+            files[path] = sizes
+        return MemorySizes(self.episode_id, [row["step"] for row in self._steps], files)
 
     def total_reward(self, index: int) -> float:
         """Reward summed over steps 0..index."""

@@ -12,6 +12,20 @@ class OptimizationRows(Tables):
         rows = list(self.db["optimizations"].rows_where("name = ?", [name], limit=1))
         return rows[0] if rows else None
 
+    def optimizations(self) -> list[dict[str, Any]]:
+        """Every optimization row, oldest first."""
+        return list(self.db["optimizations"].rows_where(order_by="id"))
+
+    def optimizations_of_structure(self, structure_id: str) -> list[str]:
+        """Names of the optimizations a structure took part in (as root, parent or candidate), newest first."""
+        rows = self.db.execute(
+            "SELECT o.name FROM optimizations o WHERE o.root_structure_id = ? OR EXISTS (SELECT 1 FROM "
+            "optimize_iterations i WHERE i.optimization_id = o.id AND (i.candidate_id = ? OR i.parent_id = ?)) "
+            "ORDER BY o.id DESC",
+            [structure_id, structure_id, structure_id],
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def insert_optimization(self, row: dict[str, Any]) -> int:
         return int(self.db["optimizations"].insert(row).last_pk)  # type: ignore[arg-type]
 

@@ -164,6 +164,16 @@ class TrajectoryReads(Tables):
             out.update(self.db.execute(f"SELECT id, text FROM texts WHERE id IN ({marks})", chunk).fetchall())
         return out
 
+    def text_lengths(self, ids: Iterable[str]) -> dict[str, int]:
+        """text id -> its length in characters, without reading the texts out."""
+        wanted = sorted(set(ids))
+        out: dict[str, int] = {}
+        for i in range(0, len(wanted), _TEXTS_PER_QUERY):
+            chunk = wanted[i : i + _TEXTS_PER_QUERY]
+            marks = ",".join("?" for _ in chunk)
+            out.update(self.db.execute(f"SELECT id, length(text) FROM texts WHERE id IN ({marks})", chunk).fetchall())
+        return out
+
     # -- loop 2: mining and comparing -----------------------------------------------------
     def episode_structure_id(self, episode_id: int) -> str | None:
         """The id of the structure an episode played, or None (no such episode, or none recorded)."""

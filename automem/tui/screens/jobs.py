@@ -17,9 +17,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
+from automem.finetune.losses import LossCurve
 from automem.jobs import (
     Job,
     JobError,
@@ -30,9 +31,12 @@ from automem.jobs import (
     read_log_file,
     start_job,
 )
+from automem.jobs.plots import job_series
+from automem.optimize.progression import Progression
 from automem.store.db import Store
 from automem.tui.context import TuiContext
 from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, JobRequest, MineJobForm, OptimizeJobForm
+from automem.tui.widgets.plots import SeriesPlot
 
 COLUMNS = ("id", "kind", "title", "status", "progress", "started")
 STATUS_STYLE = {
@@ -56,13 +60,20 @@ class LogUpdate:
     fresh: bool  # replace the view's text (another job was selected) rather than append
 
 
+@dataclass(frozen=True)
+class PlotUpdate:
+    job_id: int
+    series: LossCurve | Progression | str
+
+
 class JobsScreen(Screen[None]):
     DEFAULT_CSS = """
     JobsScreen #jobs-table { height: 1fr; max-height: 50%; }
     JobsScreen #job-detail { height: auto; padding: 0 1; border-top: hkey $panel; }
     JobsScreen #job-summary { width: 1fr; height: auto; }
     JobsScreen #job-progress { width: auto; height: 1; }
-    JobsScreen #job-log { height: 1fr; border-top: hkey $panel; }
+    JobsScreen #job-lower { height: 1fr; border-top: hkey $panel; }
+    JobsScreen #job-log { height: 1fr; }
     """
     BINDINGS = [
         Binding("n", "new_eval", "New evaluation", id="jobs-new-eval", tooltip="Start an evaluation as a job"),
@@ -88,6 +99,13 @@ class JobsScreen(Screen[None]):
             tooltip="Loop 2: train a LoRA memory specialist on a mined dataset",
         ),
         Binding("c", "cancel_job", "Cancel job", id="jobs-cancel", tooltip="Stop the selected job (SIGTERM)"),
+        Binding(
+            "v",
+            "plot",
+            "Plot",
+            id="jobs-plot",
+            tooltip="The log or a plot: a fine-tuning job's loss per step, an optimization's progression per iteration",
+        ),
         Binding("r", "refresh", "Refresh", id="jobs-refresh", tooltip="Read the jobs table and the log now"),
     ]
     REFRESH_S = 1.0
@@ -105,6 +123,8 @@ class JobsScreen(Screen[None]):
         #: a connection of our own: refreshes read in a thread while other screens use ctx.store
         self._store: Store | None = None
         self._busy = threading.Lock()
+        #: whether the lower pane shows the plot (read by the refresh thread, so not a widget query)
+        self._plotting = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,7 +134,9 @@ class JobsScreen(Screen[None]):
             with Horizontal(id="job-detail"):
                 yield Static("no job selected: press n to start an evaluation, o an optimization", id="job-summary")
                 yield ProgressBar(show_eta=False, id="job-progress")
-            yield Log(id="job-log", max_lines=5000, highlight=False)
+            with ContentSwitcher(initial="job-log", id="job-lower"):
+                yield Log(id="job-log", max_lines=5000, highlight=False)
+                yield SeriesPlot(id="job-plot")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -150,11 +172,17 @@ class JobsScreen(Screen[None]):
             self._store = Store(self.ctx.store.path)
         return self._store
 
-    def _read(self) -> tuple[list[Job], LogUpdate | None]:
+    @property
+    def plot_shown(self) -> bool:
+        return self.query_one("#job-lower", ContentSwitcher).current == "job-plot"
+
+    def _read(self) -> tuple[list[Job], LogUpdate | PlotUpdate | None]:
         jobs = list_jobs(self.store())
         selected = self.selected if self.selected is not None else (jobs[-1].id if jobs else None)
         by_id = {j.id: j for j in jobs}
         job = by_id.get(selected) if selected is not None else None
+        if job is not None and self._plotting:
+            return jobs, PlotUpdate(job.id, job_series(self.store(), job))
         if job is None or not job.log_path:
             return jobs, None
         if job.id == self._log_job:
@@ -179,7 +207,7 @@ class JobsScreen(Screen[None]):
         self._refresh_in_thread()
 
     # -- showing ----------------------------------------------------------------------------
-    def _apply(self, jobs: list[Job], log: LogUpdate | None) -> None:
+    def _apply(self, jobs: list[Job], log: LogUpdate | PlotUpdate | None) -> None:
         table = self.table
         for job in jobs:
             cells = _cells(job)
@@ -198,6 +226,10 @@ class JobsScreen(Screen[None]):
             self.select(jobs[-1].id)  # the newest job, so a restarted TUI shows what is going on
         self._show_detail()
         if log is None or log.job_id != self.selected:
+            return
+        if isinstance(log, PlotUpdate):
+            if self.plot_shown:
+                self.query_one(SeriesPlot).show(log.series, title=f"job {log.job_id}")
             return
         if log.fresh or (log.job_id == self._log_job and log.start == self._log_offset):
             view = self.query_one("#job-log", Log)
@@ -262,6 +294,14 @@ class JobsScreen(Screen[None]):
             self.query_one("#job-log", Log).scroll_end(animate=False)
 
     # -- actions ----------------------------------------------------------------------------
+    def action_plot(self) -> None:
+        switcher = self.query_one("#job-lower", ContentSwitcher)
+        self._plotting = not self.plot_shown
+        switcher.current = "job-plot" if self._plotting else "job-log"
+        if not self._plotting:
+            self._log_job = None  # the log was not followed meanwhile: read its tail again
+        self.action_refresh()
+
     def action_new_eval(self) -> None:
         self.app.push_screen(EvalJobForm(self.ctx), self._start)
 

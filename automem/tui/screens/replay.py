@@ -10,11 +10,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label
 
-from automem.runs.replay import EpisodeReplay, ReplayError, list_episodes
+from automem.runs.replay import EpisodeReplay, MemorySizes, ReplayError, list_episodes
 from automem.tui.context import TuiContext
 from automem.tui.screens.compare import open_compare
 from automem.tui.widgets.actions_pane import replay_lines
 from automem.tui.widgets.panes import EpisodePanes
+from automem.tui.widgets.plots import SeriesPlot
 from automem.tui.widgets.status_bar import StatusBar
 
 
@@ -47,6 +48,10 @@ class JumpDialog(ModalScreen[int | None]):
 
 
 class ReplayScreen(Screen[None]):
+    DEFAULT_CSS = """
+    ReplayScreen #memory-plot { height: 14; display: none; }
+    ReplayScreen #memory-plot.-shown { display: block; }
+    """
     # stepping keys take priority over the panes' own scrolling (the focused log would eat home/end)
     BINDINGS = [
         Binding("left", "move(-1)", "Prev", id="replay-prev", priority=True),
@@ -60,6 +65,7 @@ class ReplayScreen(Screen[None]):
         Binding("W", "previous_write", "Prev write", show=False, id="replay-prev-write"),
         Binding("a", "next_achievement", "Next ★", id="replay-next-achievement"),
         Binding("r", "raw", "Raw output", id="replay-raw", tooltip="Show the model's raw output"),
+        Binding("v", "plot", "Plot", id="replay-plot", tooltip="Memory size per file over the episode's steps"),
         Binding("escape", "episodes", "Episodes", id="replay-episodes"),
         Binding("f5", "reload", "Reload", show=False, id="replay-reload"),
         Binding("m", "mark", "Mark", id="replay-mark", tooltip="Mark the episode for a side-by-side compare"),
@@ -82,6 +88,8 @@ class ReplayScreen(Screen[None]):
         self.index = 0
         #: episodes marked for a compare, in the order marked (the panes' order, left to right)
         self.marked: list[int] = []
+        #: the open episode's memory sizes, read the first time the plot is shown
+        self.sizes: MemorySizes | None = None
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial="episodes", id="replay-switcher"):
@@ -89,6 +97,7 @@ class ReplayScreen(Screen[None]):
             yield table
             with Vertical(id="episode"):
                 yield EpisodePanes(id="replay-panes")
+                yield SeriesPlot(id="memory-plot")
         yield StatusBar(id="replay-status")
         yield Footer()
 
@@ -168,12 +177,14 @@ class ReplayScreen(Screen[None]):
             self.notify(f"episode {episode_id} has no recorded steps", severity="warning")
             return
         self.replay = replay
+        self.sizes = None
         self.query_one(ContentSwitcher).current = "episode"
         self.show_step(0)
         self.query_one("#actions-pane").focus()
 
     def action_episodes(self) -> None:
         self.replay = None
+        self.sizes = None
         self.query_one(ContentSwitcher).current = "episodes"
         self.action_reload()
         self.query_one("#episodes").focus()
@@ -217,6 +228,25 @@ class ReplayScreen(Screen[None]):
             cache_share=step.cached_tokens / step.input_tokens if step.input_tokens else None,
             state=f"episode {e['id']} · {index}/{len(replay) - 1}",
         )
+        if self.plot_shown:
+            self._draw_plot()
+
+    @property
+    def plot_shown(self) -> bool:
+        return self.query_one(SeriesPlot).has_class("-shown")
+
+    def _draw_plot(self) -> None:
+        if self.replay is None:
+            return
+        if self.sizes is None:
+            self.sizes = self.replay.memory_sizes()
+        self.query_one(SeriesPlot).show_memory_sizes(self.sizes, step=self.sizes.steps[self.index])
+
+    def action_plot(self) -> None:
+        plot = self.query_one(SeriesPlot)
+        plot.toggle_class("-shown")
+        if self.plot_shown:
+            self._draw_plot()
 
     def _structure_name(self, structure_id: str) -> str:
         name = self.ctx.store.structure_name(structure_id)
@@ -256,7 +286,8 @@ class ReplayScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # stepping keys only mean something with an episode open
-        if action in ("move", "go", "jump", "next_write", "previous_write", "next_achievement", "raw", "episodes"):
+        if action in ("move", "go", "jump", "next_write", "previous_write", "next_achievement", "raw", "episodes",
+                      "plot"):  # fmt: skip
             return self.replay is not None
         if action in ("mark", "compare"):
             return self.replay is None

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from automem.memory.structure import StructureError
 from automem.tui.context import TuiContext
+from automem.tui.widgets.plots import PlotScreen, SeriesPlot
 from automem.tui.widgets.structure_catalog import (
     StructureEntry,
     catalog,
@@ -48,6 +49,13 @@ class StructuresScreen(Screen[None]):
             "Diff parent",
             id="structure-diff-parent",
             tooltip="What this version changed from its parent: the YAML diff of this lineage step",
+        ),
+        Binding(
+            "v",
+            "plot",
+            "Plot",
+            id="structure-plot",
+            tooltip="Loop 1's progression per iteration along this structure's optimization (mean ± SE, verdicts)",
         ),
         Binding("s", "seeds", "Seeds", id="structure-seeds", tooltip="Edit the seed content of memory files"),
         Binding("ctrl+g", "goto_error", "Go to error", id="structure-goto-error", tooltip="Select the bad line"),
@@ -248,6 +256,28 @@ class StructuresScreen(Screen[None]):
             return
         verdict = f" · loop 1: {entry.decision.status}" if entry.decision is not None else ""
         self.app.push_screen(DiffScreen(f"{before} → {after}{verdict}", diff))
+
+    def action_plot(self) -> None:
+        from automem.optimize.progression import optimization_of_structure, progression
+
+        sid = self.table.current_id
+        if sid is None:
+            return
+        name = optimization_of_structure(self.ctx.store, sid)
+        if name is None:
+            self.notify("this structure took part in no optimization (loop 1): nothing to plot")
+            return
+        p = progression(self.ctx.store, name)
+        plot = SeriesPlot(id="progression-plot")
+        plot.show_progression(p, highlight=sid)
+        judged = len(p.scored)
+        accepted = sum(c.status == "accepted" for c in p.scored)
+        marked = any(c.structure_id == sid for c in p.scored)
+        note = (f"{len(p.iterations)} iterations, {accepted} of {judged} judged candidates accepted · bars: ± one "
+                "standard error over the seeds"
+                + (f" · ◆ {self.entries[sid].name} {sid[:8]}" if marked else "")
+                + f" · as text: automem structures progression {name}")  # fmt: skip
+        self.app.push_screen(PlotScreen(f"loop 1 · {name} ({p.status})", plot, note))
 
     def action_seeds(self) -> None:
         if self.editing is None:
