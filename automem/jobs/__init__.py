@@ -18,6 +18,7 @@ from automem.jobs.commands import (
     held_out_warnings,
     mine_job_argv,
     optimize_job_argv,
+    pipeline_job_argv,
 )
 from automem.jobs.supervisor import (
     ACTIVE,
@@ -49,6 +50,7 @@ __all__ = [
     "list_jobs",
     "mine_job_argv",
     "optimize_job_argv",
+    "pipeline_job_argv",
     "progress_text",
     "read_log",
     "read_log_file",

@@ -283,3 +283,19 @@ def _option(flag: str, text: str) -> list[str]:
 
 def _db_option(db: Path | None) -> list[str]:
     return ["--db", str(db)] if db is not None else []
+
+
+def pipeline_job_argv(*, file: str, db: Path | None = None) -> list[str]:
+    """Check a pipeline file (or a shipped example's name) and build the ``pipeline`` arguments."""
+    from automem.jobs.pipeline_spec import PipelineError, example_pipelines, load_pipeline
+
+    text = file.strip()
+    if not text:
+        raise JobError(f"file: a pipeline YAML file, or one of {', '.join(sorted(example_pipelines()))}")
+    examples = example_pipelines()
+    path = examples[text] if text in examples and not Path(text).exists() else Path(text).expanduser().resolve()
+    try:
+        load_pipeline(path)
+    except PipelineError as exc:
+        raise JobError(f"file: {exc}") from None
+    return ["pipeline", str(path), *_db_option(db)]

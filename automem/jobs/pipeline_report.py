@@ -90,15 +90,15 @@ def _loop_two(store: Store, pipeline: Pipeline) -> list[str]:
             f"({dataset['train']} train, {dataset['val']} validation)."
         )
     if training is not None:
-        losses = [(e.get("step"), e.get("loss"), e.get("eval_loss")) for e in json.loads(training["log"] or "[]")]
+        from automem.finetune.losses import curve_from_log
+
+        curve = curve_from_log(training["name"], training)
         lines += [
             "",
             f"Specialist {training['name']}: {training['backend']}, {training['steps']} steps, train loss "
             f"{_num(training['train_loss'])}, eval loss {_num(training['eval_loss'])}.",
             "",
-            _table(
-                ["step", "loss", "eval loss"], [[s, _num(loss), _num(ev)] for s, loss, ev in losses if s is not None]
-            ),
+            _table(["step", "loss", "eval loss"], [[s, _num(v), _num(ev)] for s, v, ev in curve.rows()]),
         ]
     return lines or ["(no dataset recorded)"]
 

@@ -116,9 +116,12 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
         raise PipelineError(f"{path}: {problems}") from None
-    from automem.games import get_game_class
+    from automem.games import GameError, get_game_class
 
-    get_game_class(spec.game)  # an unknown game says its choices
+    try:
+        get_game_class(spec.game)
+    except GameError as exc:
+        raise PipelineError(f"{path}: game: {exc}") from None
     return spec
 
 

@@ -16,7 +16,7 @@ from automem.store.db import Store
 from automem.tui.app import AutomemApp
 from automem.tui.context import TuiContext
 from automem.tui.screens.jobs import JobsScreen
-from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, MineJobForm, OptimizeJobForm
+from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, MineJobForm, OptimizeJobForm, PipelineJobForm
 
 SIZE = (160, 48)
 
@@ -120,6 +120,42 @@ async def test_start_an_optimization_from_its_form_then_cancel(tmp_path: Path) -
         await pilot.press("c")  # at once: the job must not keep running after the test
         await _until(pilot, lambda: not jobs.get_job(ctx.store, job.id).active, 60)
     assert ctx.store.db["jobs"].get(job.id)["status"] == "cancelled"
+    ctx.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_pipeline_from_its_form_and_its_cancel_stops_the_running_stage(tmp_path: Path) -> None:
+    app, ctx = _app(tmp_path)
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        "name: tui\ngame: crafter\nsteps: 50\nseeds: {eval: 42, search: 1, train: 1000}\n"
+        "optimize: {iterations: 1, candidates: 1}\n"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("p")
+        form = app.screen
+        assert isinstance(form, PipelineJobForm) and form.value("job-file") == "crafter"
+        form.query_one("#job-file").value = str(tmp_path / "missing.yaml")
+        await pilot.click("#job-start")
+        assert app.screen is form and "pipeline file not found" in str(form.query_one("#job-form-error").render())
+        form.query_one("#job-file").value = str(small)
+        await pilot.click("#job-file")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen, form.query_one("#job-form-error").render()
+        # the pipeline job starts its first stage as a job of its own
+        await _until(pilot, lambda: any(j.kind == "pipeline:root" and j.active for j in jobs.list_jobs(ctx.store)), 60)
+        (pipeline,) = [j for j in jobs.list_jobs(ctx.store) if j.kind == "pipeline"]
+        assert pipeline.argv[:2] == ["pipeline", str(small)] and pipeline.title == f"pipeline {small}"
+        screen.selected = pipeline.id
+        await pilot.press("c")
+        await _until(pilot, lambda: not jobs.get_job(ctx.store, pipeline.id).active, 60)
+        # the stage the pipeline was waiting on is cancelled with it: no evaluation left running
+        await _until(pilot, lambda: not any(j.active for j in jobs.list_jobs(ctx.store)), 30)
+    statuses = {j.kind: j.status for j in jobs.list_jobs(ctx.store)}
+    assert statuses == {"pipeline": "cancelled", "pipeline:root": "cancelled"}
+    assert ctx.store.pipeline_by_name("tui")["status"] == "interrupted"
     ctx.store.close()
 
 

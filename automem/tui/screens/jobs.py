@@ -35,7 +35,14 @@ from automem.jobs.plots import job_series
 from automem.optimize.progression import Progression
 from automem.store.db import Store
 from automem.tui.context import TuiContext
-from automem.tui.widgets.job_form import EvalJobForm, FinetuneJobForm, JobRequest, MineJobForm, OptimizeJobForm
+from automem.tui.widgets.job_form import (
+    EvalJobForm,
+    FinetuneJobForm,
+    JobRequest,
+    MineJobForm,
+    OptimizeJobForm,
+    PipelineJobForm,
+)
 from automem.tui.widgets.plots import SeriesPlot
 
 COLUMNS = ("id", "kind", "title", "status", "progress", "started")
@@ -97,6 +104,13 @@ class JobsScreen(Screen[None]):
             "Fine-tune",
             id="jobs-new-finetune",
             tooltip="Loop 2: train a LoRA memory specialist on a mined dataset",
+        ),
+        Binding(
+            "p",
+            "new_pipeline",
+            "Pipeline",
+            id="jobs-new-pipeline",
+            tooltip="The whole protocol from a pipeline file: evaluate, loop 1, mine, fine-tune, compare",
         ),
         Binding("c", "cancel_job", "Cancel job", id="jobs-cancel", tooltip="Stop the selected job (SIGTERM)"),
         Binding(
@@ -313,6 +327,9 @@ class JobsScreen(Screen[None]):
 
     def action_new_finetune(self) -> None:
         self.app.push_screen(FinetuneJobForm(self.ctx), self._start)
+
+    def action_new_pipeline(self) -> None:
+        self.app.push_screen(PipelineJobForm(self.ctx), self._start)
 
     def _start(self, request: JobRequest | None) -> None:
         if request is not None:

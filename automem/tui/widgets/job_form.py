@@ -14,7 +14,14 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from automem.jobs import JobError, eval_job_argv, finetune_job_argv, mine_job_argv, optimize_job_argv
+from automem.jobs import (
+    JobError,
+    eval_job_argv,
+    finetune_job_argv,
+    mine_job_argv,
+    optimize_job_argv,
+    pipeline_job_argv,
+)
 from automem.tui.context import TuiContext
 
 
@@ -308,3 +315,19 @@ def _absolute(spec: str) -> str:
     # the job may run from another directory than the one a relative path was typed in
     spec = spec.strip()
     return str(Path(spec).resolve()) if spec.endswith((".yaml", ".yml")) else spec
+
+
+class PipelineJobForm(JobForm):
+    """A new ``automem pipeline`` job: the whole protocol from a pipeline file, each stage a job."""
+
+    HEADING = "Run the protocol (pipeline)"
+    KIND = "pipeline"
+    GAME = False
+    FIELDS = (FormField("job-file", "pipeline file", "a YAML file, or crafter / minihack / nethack", "file"),)
+    BUILD = staticmethod(pipeline_job_argv)
+
+    def defaults(self) -> dict[str, str]:
+        return {"job-file": "crafter"}
+
+    def job_title(self, game: str) -> str:
+        return f"pipeline {self.value('job-file').strip()}"
