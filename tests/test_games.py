@@ -445,3 +445,31 @@ def test_minihack_boxoban_with_levels_is_seeded(tmp_path, monkeypatch) -> None:
     assert starts[0] == starts[-1] and len(set(starts)) > 1
     check_frame(game.frame(), 24, 80)
     game.step("east")
+
+
+def test_a_crafter_seed_decides_the_world_whatever_the_memory_layout():
+    """Crafter's chunk balancer picks creatures from sets ordered by memory address; the adapter
+    orders them by creation, so the same seed and actions give the same world in any process
+    (without that, both seeds here differ between the two heaps)."""
+    import random
+
+    from automem.games.crafter import CrafterGame
+
+    rng = random.Random(3)
+    actions = [rng.choice(["move_left", "move_right", "move_up", "move_down", "noop", "do"]) for _ in range(300)]
+
+    def play(padding: int, seed: int) -> list[str]:
+        heap = [object() for _ in range(padding)]  # other addresses for the objects created next
+        game = CrafterGame()
+        game.reset(seed)
+        seen = []
+        for action in actions:
+            result = game.step(action)
+            seen.append(result.observation)
+            heap.extend(object() for _ in range(padding % 7))
+            if result.done:
+                break
+        return seen
+
+    for seed in (47, 1):
+        assert play(0, seed) == play(3001, seed), f"seed {seed}"

@@ -217,6 +217,7 @@ class CrafterGame(Game):
         # a fresh Env per episode: Crafter derives the world from (seed, episode number)
         env = crafter.Env(seed=seed)  # default length 10000 steps, as in the benchmark
         env.reset()
+        _order_chunks(env._world)
         if self._env is None:
             _check_ids(env)
         self._env, self.seed = env, seed
@@ -385,3 +386,32 @@ class CrafterGame(Game):
         parts.append("Your inventory:\n" + "\n".join(items) if items else "You have nothing in your inventory.")
         parts.append(daylight_text(float(env._world.daylight), int(env._step)))
         return "\n\n".join(parts)
+
+
+class _InsertionOrderedSet(dict):  # type: ignore[type-arg]
+    """The set methods Crafter's world uses on a chunk's objects, iterated in insertion order."""
+
+    def add(self, item: object) -> None:
+        self[item] = None
+
+    def remove(self, item: object) -> None:
+        del self[item]
+
+
+def _order_chunks(world: Any) -> None:
+    """Make a seed decide the whole episode.
+
+    Crafter keeps each chunk's creatures in a ``set``; its objects hash by identity, so a set
+    iterates in memory-address order, and every 10 steps the chunk balancer draws an index into
+    that order to pick the cow or zombie to despawn. The same seed and actions then gave other
+    worlds in other processes (`automem verify` found it: seed 47's cows differed from step 10
+    on). Chunks rebuilt in the world's own creation order, kept in insertion order from here on,
+    make the pick depend on the seed alone.
+    """
+    from collections import defaultdict
+
+    chunks: defaultdict[Any, _InsertionOrderedSet] = defaultdict(_InsertionOrderedSet)
+    for obj in world.objects:  # the order they were added: a list, not a set
+        chunks[world.chunk_key(obj.pos)].add(obj)
+    world._chunks = chunks
+
