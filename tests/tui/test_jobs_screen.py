@@ -150,11 +150,11 @@ async def test_a_pipeline_from_its_form_and_its_cancel_stops_the_running_stage(t
         assert pipeline.argv[:2] == ["pipeline", str(small)] and pipeline.title == f"pipeline {small}"
         screen.selected = pipeline.id
         await pilot.press("c")
-        await _until(pilot, lambda: not jobs.get_job(ctx.store, pipeline.id).active, 60)
+        await _until(pilot, lambda: not jobs.get_job(ctx.store, pipeline.id).active, 90)
         # the stage the pipeline was waiting on is cancelled with it: no evaluation left running
-        await _until(pilot, lambda: not any(j.active for j in jobs.list_jobs(ctx.store)), 30)
+        await _until(pilot, lambda: not any(j.active for j in jobs.list_jobs(ctx.store)), 90)
     statuses = {j.kind: j.status for j in jobs.list_jobs(ctx.store)}
-    assert statuses == {"pipeline": "cancelled", "pipeline:root": "cancelled"}
+    assert statuses == {"pipeline": "cancelled", "pipeline:root": "cancelled"}, jobs.list_jobs(ctx.store)
     assert ctx.store.pipeline_by_name("tui")["status"] == "interrupted"
     ctx.store.close()
 

@@ -12,6 +12,7 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -21,6 +22,9 @@ from automem.games.base import Frame
 GRID_MAX_WIDTH = 20
 _GRID_CELL = 3
 _SIDE_GAP = 3
+#: a grid's side text goes below it where beside it would make the picture wider than this: the
+#: game pane stays narrow and the memory and actions panes keep the width
+COMPACT_WIDTH = 48
 # curses black is drawn as bright black: NetHack's black glyphs (dark parts of the map) would
 # otherwise vanish on a dark terminal
 _FG = [Style(color=Color.from_ansi(8 if i == 0 else i)) for i in range(16)]
@@ -36,6 +40,13 @@ class GameView(Widget):
     DEFAULT_CSS = """
     GameView { width: auto; height: auto; }
     """
+
+    class Sized(Message):
+        """The picture's width changed (another game, the side text moved): the panes re-share."""
+
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.width = width
 
     def __init__(self, *, id: str | None = None, side_below: bool = False) -> None:
         super().__init__(id=id)
@@ -57,7 +68,8 @@ class GameView(Widget):
         fg = ["".join(format(c, "x") for c in row) for row in frame.fg]
         pic_width = (len(frame.rows[0]) * (_GRID_CELL if grid else 1)) if frame.rows else 0
         rows, fg_rows, side_lines = list(frame.rows), fg, list(frame.side)
-        if (not grid or self.side_below) and side_lines:
+        beside = pic_width + _SIDE_GAP + max(map(len, side_lines), default=0)
+        if (not grid or self.side_below or beside > COMPACT_WIDTH) and side_lines:
             # a full terminal screen (80 columns) leaves no room beside it: the side text goes below
             rows += ["", *side_lines]
             fg_rows = fg + ["" for _ in range(len(side_lines) + 1)]
@@ -80,6 +92,8 @@ class GameView(Widget):
         for y in changed:
             # side lines moved below a grid are text, not cells
             strips[y] = self._strip(*keys[y], grid=grid and y < len(frame.rows), pic_width=pic_width)
+        if width != self._width:
+            self.post_message(self.Sized(width))
         self._keys, self._strips, self._width = keys, strips, width
         self.last_changed_rows = len(changed)
         if resized:

@@ -88,7 +88,8 @@ class MemoryPane(Vertical):
                 parent = folders[key]  # type: ignore[assignment]
             lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
             label = Text(parts[-1], style="bold" if path == self.selected else "")
-            label.append(f"  {lines} line{'' if lines == 1 else 's'} · {len(text.encode())} B", style="dim")
+            # compact: the file's size must fit a 30-column pane beside NetHack's map
+            label.append(f" {lines} ln · {len(text.encode())} B", style="dim")
             if path in self.changed:
                 label.append("  ✎", style="bold yellow")
             parent.add_leaf(label, data=path)  # type: ignore[attr-defined]

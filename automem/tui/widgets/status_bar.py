@@ -26,7 +26,7 @@ class Status:
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $boost; padding: 0 1; }
+    StatusBar { height: auto; max-height: 2; background: $boost; padding: 0 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
