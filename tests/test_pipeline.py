@@ -126,3 +126,30 @@ def test_a_small_pipeline_is_interrupted_and_resumes_to_its_report(tmp_path):
     assert "| small/root | 1 |" in report and "| small/specialist | 1 |" in report
     assert "| step | loss | eval loss |" in report and "Dataset small-mem:" in report
     store.close()
+
+
+def test_an_interrupt_while_a_stage_starts_waits_until_it_is_recorded():
+    """SIGTERM between a stage's start and its wait would leave the stage running: it is held and
+    delivered to the handler it was meant for once the stage's job is recorded."""
+    import os
+    import signal
+
+    from automem.jobs.pipeline import _HeldInterrupts
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, _frame: seen.append(number))
+    try:
+        held = _HeldInterrupts()
+        with held:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == [] and held.pending == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is not None and seen == []
+        held.deliver()
+        assert seen == [signal.SIGTERM] and held.pending == []
+        with _HeldInterrupts() as again:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C: held too, then Python's own handler
+        assert again.pending == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            again.deliver()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

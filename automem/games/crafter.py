@@ -414,4 +414,3 @@ def _order_chunks(world: Any) -> None:
     for obj in world.objects:  # the order they were added: a list, not a set
         chunks[world.chunk_key(obj.pos)].add(obj)
     world._chunks = chunks
-

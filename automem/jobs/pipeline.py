@@ -17,6 +17,8 @@ optimizations by run name, fine-tuning with ``--resume``).
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,10 +138,15 @@ class Pipeline:
         if argv is None:  # its work is already in the store (a stage interrupted after its job ended)
             self.store.start_pipeline_stage(pipeline_id, stage, None)
             return output
-        job_id = start_job(self.store, f"pipeline:{stage}", argv, f"{self.spec.name}: {stage}")
-        self.store.start_pipeline_stage(pipeline_id, stage, job_id)
-        self.say(stage, f"job {job_id}: automem {' '.join(argv)}")
+        # an interrupt (Ctrl+C, or SIGTERM when this pipeline runs as a job) waits until the stage's
+        # job is recorded: arriving between its start and the wait, it would leave the stage running
+        held = _HeldInterrupts()
+        with held:
+            job_id = start_job(self.store, f"pipeline:{stage}", argv, f"{self.spec.name}: {stage}")
+            self.store.start_pipeline_stage(pipeline_id, stage, job_id)
         try:
+            held.deliver()
+            self.say(stage, f"job {job_id}: automem {' '.join(argv)}")
             job = self._wait(job_id)
         except BaseException:
             self.store.finish_pipeline_stage(pipeline_id, stage, "interrupted", {})
@@ -180,8 +187,10 @@ class Pipeline:
             return [*argv, "--run-name", self.run_name("loop1"), *self.db_args], {
                 "optimization": self.run_name("loop1")
             }
-        best = outputs.get("optimize", {}).get("best", "")
+        best = outputs.get("optimize", {}).get("best")
         if stage in ("collect", "base", "specialist"):
+            if not best:
+                raise PipelineError("the optimize stage recorded no structure to carry on; rerun the pipeline")
             seed_text = seeds.train if stage == "collect" else seeds.eval
             argv = ["eval", spec.game, "--structure", best, "--seeds", seed_text, "--engine", spec.engine]
             if stage == "specialist":
@@ -226,6 +235,38 @@ class Pipeline:
 
     def _tasks(self) -> list[str]:
         return ["--tasks", ",".join(self.spec.tasks)] if self.spec.tasks else []
+
+
+class _HeldInterrupts:
+    """SIGINT and SIGTERM noted, not acted on, inside the block; ``deliver`` then hands them to the
+    handlers they were meant for (a job's SIGTERM handler, Ctrl+C's KeyboardInterrupt). A signal
+    mask would be simpler, but a child started inside the block would inherit it and could then
+    never be cancelled."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _HeldInterrupts:
+        if threading.current_thread() is threading.main_thread():  # only there can handlers change
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, lambda number, _frame: self.pending.append(number))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def deliver(self) -> None:
+        for signum in self.pending:
+            handler = self.previous.get(signum)
+            if callable(handler):
+                handler(signum, None)  # a job's SIGTERM handler, or Python's: KeyboardInterrupt
+            elif handler != signal.SIG_IGN:
+                raise KeyboardInterrupt  # SIGTERM's default: stop as Ctrl+C would, cleanly
+        self.pending.clear()
 
 
 def _default_structure(game: str) -> str:

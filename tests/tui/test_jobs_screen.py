@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -131,30 +133,37 @@ async def test_a_pipeline_from_its_form_and_its_cancel_stops_the_running_stage(t
         "name: tui\ngame: crafter\nsteps: 50\nseeds: {eval: 42, search: 1, train: 1000}\n"
         "optimize: {iterations: 1, candidates: 1}\n"
     )
-    async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        await pilot.press("p")
-        form = app.screen
-        assert isinstance(form, PipelineJobForm) and form.value("job-file") == "crafter"
-        form.query_one("#job-file").value = str(tmp_path / "missing.yaml")
-        await pilot.click("#job-start")
-        assert app.screen is form and "pipeline file not found" in str(form.query_one("#job-form-error").render())
-        form.query_one("#job-file").value = str(small)
-        await pilot.click("#job-file")
-        await pilot.press("enter")
-        await pilot.pause()
-        assert app.screen is screen, form.query_one("#job-form-error").render()
-        # the pipeline job starts its first stage as a job of its own
-        await _until(pilot, lambda: any(j.kind == "pipeline:root" and j.active for j in jobs.list_jobs(ctx.store)), 60)
-        (pipeline,) = [j for j in jobs.list_jobs(ctx.store) if j.kind == "pipeline"]
-        assert pipeline.argv[:2] == ["pipeline", str(small)] and pipeline.title == f"pipeline {small}"
-        screen.selected = pipeline.id
-        await pilot.press("c")
-        await _until(pilot, lambda: not jobs.get_job(ctx.store, pipeline.id).active, 90)
-        # the stage the pipeline was waiting on is cancelled with it: no evaluation left running
-        await _until(pilot, lambda: not any(j.active for j in jobs.list_jobs(ctx.store)), 90)
-    statuses = {j.kind: j.status for j in jobs.list_jobs(ctx.store)}
-    assert statuses == {"pipeline": "cancelled", "pipeline:root": "cancelled"}, jobs.list_jobs(ctx.store)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await pilot.press("p")
+            form = app.screen
+            assert isinstance(form, PipelineJobForm) and form.value("job-file") == "crafter"
+            form.query_one("#job-file").value = str(tmp_path / "missing.yaml")
+            await pilot.click("#job-start")
+            assert app.screen is form and "pipeline file not found" in str(form.query_one("#job-form-error").render())
+            form.query_one("#job-file").value = str(small)
+            await pilot.click("#job-file")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is screen, form.query_one("#job-form-error").render()
+            # the pipeline job starts its first stage as a job of its own
+            await _until(
+                pilot, lambda: any(j.kind == "pipeline:root" and j.active for j in jobs.list_jobs(ctx.store)), 60
+            )
+            (pipeline,) = [j for j in jobs.list_jobs(ctx.store) if j.kind == "pipeline"]
+            assert pipeline.argv[:2] == ["pipeline", str(small)] and pipeline.title == f"pipeline {small}"
+            screen.selected = pipeline.id
+            await pilot.press("c")
+            await _until(pilot, lambda: not jobs.get_job(ctx.store, pipeline.id).active, 90)
+            # the stage the pipeline was waiting on is cancelled with it: no evaluation left running
+            await _until(pilot, lambda: not any(j.active for j in jobs.list_jobs(ctx.store)), 90)
+            statuses = {j.kind: j.status for j in jobs.list_jobs(ctx.store)}
+    finally:
+        for job in jobs.list_jobs(ctx.store):  # a stage left running would play on after the test: stop it
+            if job.active and job.pid:
+                os.killpg(job.pid, signal.SIGKILL)
+    assert statuses == {"pipeline": "cancelled", "pipeline:root": "cancelled"}, statuses
     assert ctx.store.pipeline_by_name("tui")["status"] == "interrupted"
     ctx.store.close()
 
