@@ -6,7 +6,7 @@ import sqlite3
 from automem.memory.structure import load_builtin
 from automem.store import CallRecord, OpRecord, StepRecord, Store
 
-TABLES = {"structures", "runs", "episodes", "steps", "llm_calls", "memory_ops"}
+TABLES = {"structures", "runs", "episodes", "steps", "llm_calls", "memory_ops", "pipelines", "pipeline_stages"}
 
 
 def _episode(store: Store) -> int:
@@ -49,6 +49,7 @@ def test_reopen_applies_nothing_twice(tmp_path) -> None:
         "m007_episode_owner",
         "m008_gate_and_retries",
         "m009_episode_memory_carry",
+        "m010_pipelines",
     ]
 
 

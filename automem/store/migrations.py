@@ -346,7 +346,7 @@ def m009_episode_memory_carry(db: Database) -> None:
 
 
 @migrations()
-def m011_pipelines(db: Database) -> None:
+def m010_pipelines(db: Database) -> None:
     # the protocol as one job: a pipeline row per name, a row per stage with the job that ran it
     # and what it produced (run names, structure id, dataset, adapter) for the stages after it
     db["pipelines"].create(
