@@ -156,22 +156,20 @@ class TrajectoryReads(Tables):
 
     def texts_by_id(self, ids: Iterable[str]) -> dict[str, str]:
         """text id -> text for the given ids; ids not stored are absent."""
-        wanted = sorted(set(ids))
-        out: dict[str, str] = {}
-        for i in range(0, len(wanted), _TEXTS_PER_QUERY):
-            chunk = wanted[i : i + _TEXTS_PER_QUERY]
-            marks = ",".join("?" for _ in chunk)
-            out.update(self.db.execute(f"SELECT id, text FROM texts WHERE id IN ({marks})", chunk).fetchall())
-        return out
+        return self._texts_of(ids, "text")
 
     def text_lengths(self, ids: Iterable[str]) -> dict[str, int]:
         """text id -> its length in characters, without reading the texts out."""
+        return self._texts_of(ids, "length(text)")
+
+    def _texts_of(self, ids: Iterable[str], column: str) -> dict[str, Any]:
+        """text id -> ``column`` (an expression over ``texts``), in chunks under SQLite's limit."""
         wanted = sorted(set(ids))
-        out: dict[str, int] = {}
+        out: dict[str, Any] = {}
         for i in range(0, len(wanted), _TEXTS_PER_QUERY):
             chunk = wanted[i : i + _TEXTS_PER_QUERY]
             marks = ",".join("?" for _ in chunk)
-            out.update(self.db.execute(f"SELECT id, length(text) FROM texts WHERE id IN ({marks})", chunk).fetchall())
+            out.update(self.db.execute(f"SELECT id, {column} FROM texts WHERE id IN ({marks})", chunk).fetchall())
         return out
 
     # -- loop 2: mining and comparing -----------------------------------------------------

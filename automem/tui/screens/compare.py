@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 from automem.runs.compare_replay import LockstepReplay, PaneStep, open_lockstep
 from automem.runs.replay import ReplayError
 from automem.store.db import Store
+from automem.tui.screens.stepping import JumpDialog, stepping_bindings
 from automem.tui.widgets.actions_pane import ActionsPane, replay_lines
 from automem.tui.widgets.game_view import GameView
 
@@ -80,15 +81,8 @@ class ComparePane(Vertical):
 
 
 class CompareScreen(Screen[None]):
-    # stepping keys take priority over the panes' own scrolling, as on the replay screen
     BINDINGS = [
-        Binding("left", "move(-1)", "Prev", id="compare-prev", priority=True),
-        Binding("right", "move(1)", "Next", id="compare-next", priority=True),
-        Binding("pageup", "move(-10)", "-10", show=False, id="compare-back10", priority=True),
-        Binding("pagedown", "move(10)", "+10", show=False, id="compare-fwd10", priority=True),
-        Binding("home", "go(0)", "First", show=False, id="compare-first", priority=True),
-        Binding("end", "go(-1)", "Last", show=False, id="compare-last", priority=True),
-        Binding("g", "jump", "Jump", id="compare-jump", tooltip="Jump to a step number"),
+        *stepping_bindings("compare"),
         Binding(
             "d",
             "next_difference",
@@ -150,8 +144,6 @@ class CompareScreen(Screen[None]):
         self.show_step(index if index >= 0 else self.lockstep.last)
 
     def action_jump(self) -> None:
-        from automem.tui.screens.replay import JumpDialog  # the replay screen's dialog; imported late: no cycle
-
         self.app.push_screen(JumpDialog(self.lockstep.last), lambda v: v is not None and self.show_step(v))
 
     def _go_if(self, target: int | None, what: str) -> None:

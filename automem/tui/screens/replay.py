@@ -7,44 +7,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer
 
 from automem.runs.replay import EpisodeReplay, MemorySizes, ReplayError, list_episodes
 from automem.tui.context import TuiContext
 from automem.tui.screens.compare import open_compare
+from automem.tui.screens.stepping import JumpDialog, stepping_bindings
 from automem.tui.widgets.actions_pane import replay_lines
 from automem.tui.widgets.panes import EpisodePanes
 from automem.tui.widgets.plots import SeriesPlot
 from automem.tui.widgets.status_bar import StatusBar
-
-
-class JumpDialog(ModalScreen[int | None]):
-    """Ask for a step number."""
-
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-    DEFAULT_CSS = """
-    JumpDialog { align: center middle; }
-    JumpDialog > Vertical { width: 40; height: auto; border: thick $accent; padding: 1 2; background: $surface; }
-    """
-
-    def __init__(self, last: int) -> None:
-        super().__init__()
-        self.last = last
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(f"Jump to step (0-{self.last})")
-            yield Input(placeholder="step", type="integer", id="jump-input")
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        try:
-            value = int(event.value)
-        except ValueError:
-            self.notify("a step number, please", severity="error")
-            return
-        self.dismiss(max(0, min(self.last, value)))
 
 
 class ReplayScreen(Screen[None]):
@@ -52,15 +25,8 @@ class ReplayScreen(Screen[None]):
     ReplayScreen #memory-plot { height: 14; display: none; }
     ReplayScreen #memory-plot.-shown { display: block; }
     """
-    # stepping keys take priority over the panes' own scrolling (the focused log would eat home/end)
     BINDINGS = [
-        Binding("left", "move(-1)", "Prev", id="replay-prev", priority=True),
-        Binding("right", "move(1)", "Next", id="replay-next", priority=True),
-        Binding("pageup", "move(-10)", "-10", show=False, id="replay-back10", priority=True),
-        Binding("pagedown", "move(10)", "+10", show=False, id="replay-fwd10", priority=True),
-        Binding("home", "go(0)", "First", show=False, id="replay-first", priority=True),
-        Binding("end", "go(-1)", "Last", show=False, id="replay-last", priority=True),
-        Binding("g", "jump", "Jump", id="replay-jump", tooltip="Jump to a step number"),
+        *stepping_bindings("replay"),
         Binding("w", "next_write", "Next write", id="replay-next-write"),
         Binding("W", "previous_write", "Prev write", show=False, id="replay-prev-write"),
         Binding("a", "next_achievement", "Next ★", id="replay-next-achievement"),
