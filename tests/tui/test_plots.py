@@ -167,6 +167,8 @@ def test_jobs_loss_plot_snapshot(tmp_path: Path, snap_compare) -> None:  # type:
         await wait_for(pilot, lambda: screen.selected == 3)
         await pilot.press("v")
         await app.workers.wait_for_complete()
+        # the curve arrives from a refresh thread: on a loaded machine it can land after the workers
+        await wait_for(pilot, lambda: isinstance(screen.query_one(SeriesPlot).shown, LossCurve))
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -45,8 +45,12 @@ class SeriesPlot(PlotextPlot):
         plt.title(f"{title}: {message}")
         self.refresh()
 
+    #: the series drawn last (None before the first): what a test waits for before a snapshot
+    shown: Progression | LossCurve | MemorySizes | str | None = None
+
     def show(self, series: Progression | LossCurve | MemorySizes | str, *, title: str = "plot") -> None:
         """Draw whichever series this is; a string says why there is none."""
+        self.shown = series
         if isinstance(series, Progression):
             self.show_progression(series)
         elif isinstance(series, LossCurve):
