@@ -4,6 +4,7 @@ import pytest
 
 from automem.engines import EngineError, make_engine
 from automem.engines.llamacpp import LlamaCppEngine
+from automem.memory.grammar import forced_start
 
 MESSAGES = [
     {"role": "system", "content": "You play a game. Answer with one line: ACT <action>."},
@@ -24,6 +25,24 @@ def test_grammar_constrains_output_and_prefix_is_reused(engine: LlamaCppEngine) 
     # everything up to the first call's prompt is served from the KV cache
     assert second.cached_tokens >= first.input_tokens - 1
     assert second.text.startswith("ACT ")
+
+
+def test_a_forced_prefix_is_prefilled_and_the_line_ends_the_call(engine: LlamaCppEngine) -> None:
+    forced = forced_start(verbs=set(), paths=[], actions=["noop", "move_left", "move_right"], allow_done=False,
+                          allow_act=True, allow_new_paths=False)  # fmt: skip
+    assert forced is not None and forced.prefix == "ACT"
+    plain_out, forced_out = 0, 0
+    for seed in range(6):
+        plain = engine.complete(MESSAGES, grammar=GRAMMAR + ' "\\n"?', max_tokens=12, temperature=1.0, seed=seed)
+        line = engine.complete_line(
+            MESSAGES, prefix=forced.prefix, grammar=forced.rest, max_tokens=12, temperature=1.0, seed=seed
+        )
+        assert line.text in {"ACT noop", "ACT move_left", "ACT move_right"}, line.text  # prefix included, no newline
+        assert line.finish_reason == "stop"
+        plain_out += plain.output_tokens
+        forced_out += line.output_tokens
+    # "ACT" is prefilled and neither the newline's end-of-text token is decoded
+    assert forced_out < plain_out
 
 
 def test_missing_and_broken_model_files_are_clear_errors(tmp_path) -> None:

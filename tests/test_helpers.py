@@ -347,8 +347,9 @@ def test_structures_validate_helpers_against_the_catalogue() -> None:
     # a structure for any game may list a Crafter-only helper; other games leave it out
     anywhere = load_builtin("none").derive(author="test", helpers=[{"name": "achievement_checklist"}])
     assert make_helpers([(h.name, h.params) for h in anywhere.helpers], "nethack") == []
-    # the built-ins kept their ids: parameters are stored as written, defaults are not filled in
-    assert load_builtin("crafter-v0").id == "a74f294ccd05"
+    # parameters are stored as written, defaults are not filled in: a built-in's id changes only
+    # when its file does (a74f294ccd05 until issue 16 gave its phases reminders)
+    assert load_builtin("crafter-v0").id == "4131d6291a9e"
 
 
 def test_the_docs_list_the_catalogue_and_their_example_is_valid() -> None:

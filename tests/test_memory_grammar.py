@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from automem.memory import Act, Done, Operation, ParseError, Verb, build_grammar, format_command, parse_command
-from automem.memory.grammar import NEW_PATH_CHARS, gbnf_class, gbnf_literal
+from automem.memory.grammar import NEW_PATH_CHARS, forced_start, gbnf_class, gbnf_literal
 
 V = Verb
 TARGET_VERBS = {V.APPEND, V.WRITE, V.CREATE, V.UPSERT}  # verbs whose path may be a new name
@@ -248,6 +248,59 @@ def test_intended_commands_are_in_the_grammar_and_parse_back(cfg: Config, data: 
     assert re.fullmatch(gbnf_to_regex(cfg.grammar()), line), line
     assert re.fullmatch(gbnf_to_regex(cfg.grammar()), line + "\n")
     assert check_sentence(line, cfg) == command
+
+
+# -- the forced start: what the agent prefills instead of sampling ----------------------------
+FORCED_CONFIGS = [
+    *CONFIGS,
+    Config(frozenset(), (), ACTIONS, False, True, False, 40),  # PLAN's last turn: ACT only
+    Config(frozenset(), ("map.md",), ("noop",), False, True, False, 40),  # one action: no choice at all
+    Config(frozenset({V.VIEW, V.TAIL}), (), ("noop", "do"), False, True, False, 40),  # no file to view yet
+    Config(frozenset(), (), (), True, False, False, 40),  # DONE only
+    Config(frozenset({V.VIEW}), (), ("noop",), True, True, False, 40),  # DONE or ACT: a choice
+]
+
+
+def _forced(cfg: Config):
+    return forced_start(
+        verbs=set(cfg.verbs), paths=list(cfg.paths), actions=list(cfg.actions), allow_done=cfg.allow_done,
+        allow_act=cfg.allow_act, allow_new_paths=cfg.allow_new_paths,
+    )  # fmt: skip
+
+
+def test_forced_starts_are_found_where_the_grammar_leaves_no_choice() -> None:
+    found = [_forced(cfg) for cfg in FORCED_CONFIGS]
+    assert all(f is None for f in found[:4])  # each offers a verb (or a verb and DONE)
+    assert found[4] is not None and found[4].prefix == "ACT"  # CONFIGS[4]: ACT only
+    assert found[len(CONFIGS)].prefix == "ACT" and found[len(CONFIGS)].whole is None
+    assert found[len(CONFIGS) + 1].whole == "ACT noop"
+    assert found[len(CONFIGS) + 2].prefix == "ACT"  # view and tail need a file: only ACT is left
+    assert found[len(CONFIGS) + 3].whole == "DONE"
+    assert found[len(CONFIGS) + 4] is None
+    for f in found:
+        assert f is None or not f.prefix.endswith(" ")  # the next token keeps its leading space
+
+
+@pytest.mark.parametrize("cfg", FORCED_CONFIGS, ids=range(len(FORCED_CONFIGS)))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_forced_start_keeps_the_language_exactly(cfg: Config, data: st.DataObject) -> None:
+    """prefix + rest's language == the grammar's language, so prefilling the prefix and sampling
+    the rest can write exactly the commands plain sampling can, each parsed the same way."""
+    forced = _forced(cfg)
+    if forced is None:
+        return
+    whole = gbnf_to_regex(cfg.grammar())
+    sentence = data.draw(st.from_regex(whole, fullmatch=True))
+    if forced.whole is not None:
+        assert sentence.rstrip("\n") == forced.whole
+        return
+    rest = gbnf_to_regex(forced.rest)
+    assert sentence.startswith(forced.prefix) and re.fullmatch(rest, sentence[len(forced.prefix) :])
+    continuation = data.draw(st.from_regex(rest, fullmatch=True))
+    joined = forced.prefix + continuation
+    assert re.fullmatch(whole, joined)
+    assert check_sentence(joined.rstrip("\n"), cfg) == parse_command(joined)
 
 
 def test_outside_sentences_do_not_match() -> None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from automem.agent.prompt import pinned_block, step_context, system_prompt
-from automem.engines.base import Engine, EngineError, Message
+from automem.engines.base import Completion, Engine, EngineError, Message
 from automem.errors import AutomemError
 from automem.games.base import Game
 from automem.helpers import Helper, HelperContext, HelperMemory, make_helpers
 from automem.memory.folder import MemoryFolder
-from automem.memory.grammar import build_grammar
+from automem.memory.grammar import ForcedStart, build_grammar, forced_start
 from automem.memory.ops import READ_VERBS, Operation, OpResult, Verb
 from automem.memory.structure import PhaseSpec, Structure
 from automem.memory.syntax import Act, Done, ParseError, format_command, parse_command
@@ -27,6 +27,8 @@ R = TypeVar("R")
 _SAFE_FALLBACKS = ("noop", "wait", "search")
 #: consecutive failed engine calls after which the episode is ended as failed
 MAX_ENGINE_ERRORS = 3
+#: tokens a step is assumed to add to a transcript until one has been measured
+MIN_STEP_GROWTH = 128
 
 
 class AgentError(AutomemError):
@@ -130,6 +132,18 @@ class Agent:
         self._known_paths: list[str] | None = None
         #: the step being decided (front ends that take over mid-step keep what it already did)
         self.current: StepChoice | None = None
+        # the transcript layout: the conversation so far, the pinned files as it last showed them,
+        # its size in tokens and the most a step added to it
+        self._transcript: list[Message] = []
+        self._pinned_shown: dict[str, str | None] = {}
+        self._transcript_tokens = self._transcript_base = 0
+        self._last_prompt_tokens = 0
+        self._appended = False
+        self._step_growth = 0
+        self._growths: deque[int] = deque(maxlen=3)
+        self._step_messages: tuple[int, list[Message]] | None = None
+        #: how often the transcript was started again because it grew too long
+        self.rebuilds = 0
 
     # -- grammar --------------------------------------------------------------------------
     def _paths(self) -> list[str]:
@@ -142,26 +156,27 @@ class Agent:
 
     def _grammar(
         self, engine: Engine, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int
-    ) -> str | None:
+    ) -> tuple[str, ForcedStart | None] | None:
+        """The turn's grammar and what it forces at the start, or None when the engine takes none."""
         if not engine.supports_grammar:
             return None
         paths = self._paths()
         # text longer than the token budget would be cut mid-command; ~2 chars per token is safe
         text_cap = max(8, min(self.structure.operations.max_text_chars, max_tokens * 2))
         key = (verbs, allow_done, allow_act, tuple(paths), text_cap)
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            grammar = build_grammar(
-                verbs=set(verbs),
-                paths=paths,
-                actions=self.action_names,
-                allow_done=allow_done,
-                allow_act=allow_act,
-                allow_new_paths=self.structure.operations.allow_new_files,
-                max_text_chars=text_cap,
-            )
-            self._grammars[key] = grammar
-        return grammar
+        found = self._grammars.get(key)
+        if found is None:
+            settings = {
+                "verbs": set(verbs),
+                "paths": paths,
+                "actions": self.action_names,
+                "allow_done": allow_done,
+                "allow_act": allow_act,
+                "allow_new_paths": self.structure.operations.allow_new_files,
+            }
+            found = (build_grammar(**settings, max_text_chars=text_cap), forced_start(**settings))
+            self._grammars[key] = found
+        return found
 
     def _turn_rules(self, phase: PhaseSpec, turn: int) -> tuple[frozenset[Verb], bool, bool]:
         """(verbs, DONE allowed, ACT allowed) for this turn of the phase."""
@@ -216,20 +231,11 @@ class Agent:
         self.current = decision
         decision.notes = self.notes(observation, step)
         decision.ops.extend(self.take_helper_ops())
-        pinned = pinned_block(
-            self.structure, {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
-        )
-        messages: list[Message] = [{"role": "system", "content": self.system}]
-        pending_user = step_context(
-            pinned=pinned,
-            history=list(self.history) if self.structure.context.history_steps else [],
-            notes=decision.notes,
-            observation=observation,
-            instructions=self.structure.phases[0].instructions,
-        )
+        messages, pending_user = self._step_start(observation, decision.notes)
+        self._step_messages = (step, messages)
         for index, phase in enumerate(self.structure.phases):
             if index > 0:
-                pending_user = (pending_user + "\n\n" if pending_user else "") + phase.instructions.strip()
+                pending_user = (pending_user + "\n\n" if pending_user else "") + self._instructions(phase)
             for turn in range(phase.budget):
                 verbs, allow_done, allow_act = self._turn_rules(phase, turn)
                 messages.append({"role": "user", "content": pending_user})
@@ -255,6 +261,74 @@ class Agent:
                     pending_user = event.result.message if event.result else ""
         return decision
 
+    def _step_start(self, observation: str, notes: list[str]) -> tuple[list[Message], str]:
+        """The conversation this step extends and its first user message (see agent.prompt)."""
+        context = self.structure.context
+        pinned_now = {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
+        self._appended = bool(self._transcript) and context.layout == "transcript" and context.history_steps > 0
+        self._appended = self._appended and not self._too_long()
+        instructions = self._instructions(self.structure.phases[0])
+        if self._appended:
+            changed = {path for path, text in pinned_now.items() if self._pinned_shown.get(path) != text}
+            self._pinned_shown = pinned_now
+            user = step_context(
+                pinned=pinned_block(self.structure, pinned_now, only=changed) if changed else "",
+                pinned_changed=True,
+                history=list(self.history)[-1:],
+                notes=notes,
+                observation=observation,
+                instructions=instructions,
+            )
+            return list(self._transcript), user
+        if self._transcript:
+            self.rebuilds += 1
+        self._pinned_shown = pinned_now
+        self._transcript_tokens = self._transcript_base = 0
+        user = step_context(
+            pinned=pinned_block(self.structure, pinned_now),
+            history=list(self.history) if context.history_steps else [],
+            notes=notes,
+            observation=observation,
+            instructions=instructions,
+        )
+        return [{"role": "system", "content": self.system}], user
+
+    def _instructions(self, phase: PhaseSpec) -> str:
+        """A phase's text for this step: its reminder in a step appended to a transcript."""
+        return (phase.reminder if self._appended and phase.reminder else phase.instructions).strip()
+
+    def _too_long(self) -> bool:
+        """Whether appending another step may take the transcript past its growth budget (or the
+        engine's context, less room for two answers): its size now plus the most any of the last
+        few steps added."""
+        growth = max(self._step_growth, MIN_STEP_GROWTH)
+        if self._transcript_tokens - self._transcript_base + growth > self.structure.context.transcript_growth:
+            return True
+        for engine in (self.engine, self.memory_engine):
+            n_ctx = getattr(engine, "n_ctx", None)
+            room = 2 * max(p.max_tokens for p in self.structure.phases)
+            if isinstance(n_ctx, int) and n_ctx > 0 and self._transcript_tokens + growth > n_ctx - room:
+                return True
+        return False
+
+    def _commit_transcript(self, step: int) -> None:
+        """Keep this step's turns as the conversation the next step extends."""
+        if self._step_messages is None or self._step_messages[0] != step:
+            return  # a person played the step before any model turn: the outcome line tells it
+        messages = self._step_messages[1]
+        self._step_messages = None
+        while messages and messages[-1]["role"] != "assistant":
+            messages.pop()  # an engine error or a take-over left a question unanswered
+        if len(messages) <= 1:
+            return
+        if self._transcript_tokens:
+            self._growths.append(max(0, self._last_prompt_tokens - self._transcript_tokens))
+            self._step_growth = max(self._growths)
+        else:  # the conversation's first step: its size is where the growth budget starts
+            self._transcript_base = self._last_prompt_tokens
+        self._transcript_tokens = self._last_prompt_tokens
+        self._transcript = messages
+
     def decide(self, observation: str, step: int) -> StepChoice:
         return drain(self.turns(observation, step))
 
@@ -270,25 +344,28 @@ class Agent:
         decision: StepChoice,
     ) -> TurnEvent:
         engine = self.engine if allow_act or self.memory_engine is None else self.memory_engine
-        grammar = self._grammar(engine, verbs, allow_done, allow_act, phase.max_tokens)
+        constraint = self._grammar(engine, verbs, allow_done, allow_act, phase.max_tokens)
+        grammar, forced = constraint if constraint else (None, None)
         sample_seed = (self.seed * 1_000_003 + step * 101 + len(decision.calls)) % 2**31
         try:
-            completion = engine.complete(
-                list(messages),
-                grammar=grammar,
-                max_tokens=phase.max_tokens,
-                temperature=self.temperature,
-                seed=sample_seed,
-            )
+            completion = self._complete(engine, messages, grammar, forced, phase.max_tokens, sample_seed)
         except EngineError as exc:
             self._engine_errors += 1
             messages.pop()
+            self._transcript = []  # a context overflow among the causes: the next step starts afresh
             decision.invalid += 1
             if self._engine_errors >= MAX_ENGINE_ERRORS:
                 raise AgentError(f"engine failed {self._engine_errors} times in a row: {exc}") from exc
             return TurnEvent(phase.kind, turn, None, None, None, f"(engine error: {exc})")
         self._engine_errors = 0
         decision.model_s += completion.latency_s
+        # prompt + answer: what the next call of this conversation starts from; an engine that
+        # reports no token counts is measured at 3 characters per token (English runs ~4)
+        self._last_prompt_tokens = (
+            completion.input_tokens + completion.output_tokens
+            if completion.input_tokens
+            else (sum(len(m["content"]) for m in messages) + len(completion.text)) // 3
+        )
         text = completion.text.strip()
         command, feedback, result, valid = self._apply(parse_command(text), phase, verbs, allow_done, allow_act)
         call = CallRecord(
@@ -318,6 +395,34 @@ class Agent:
             )
         messages.append({"role": "assistant", "content": text})
         return TurnEvent(phase.kind, turn, call, command, result, feedback)
+
+    def _complete(
+        self,
+        engine: Engine,
+        messages: list[Message],
+        grammar: str | None,
+        forced: ForcedStart | None,
+        max_tokens: int,
+        seed: int,
+    ) -> Completion:
+        """One call; what the grammar forces is not sampled. A single possible command needs no
+        call; an engine with ``complete_line`` (llama.cpp) is handed the forced prefix to continue
+        and stops at the command's end instead of sampling the end-of-text token after it."""
+        if forced is not None and forced.whole is not None:
+            return Completion(forced.whole, 0, 0, 0, 0.0, "forced")
+        complete_line = getattr(engine, "complete_line", None)
+        if grammar is not None and complete_line is not None:
+            return complete_line(
+                list(messages),
+                prefix=forced.prefix if forced else "",
+                grammar=forced.rest if forced else grammar,
+                max_tokens=max_tokens,
+                temperature=self.temperature,
+                seed=seed,
+            )
+        return engine.complete(
+            list(messages), grammar=grammar, max_tokens=max_tokens, temperature=self.temperature, seed=seed
+        )
 
     def _apply(
         self,
@@ -386,6 +491,7 @@ class Agent:
         if writes:
             line += "; noted " + ", ".join(dict.fromkeys(f"{o.verb} {o.path}" for o in writes))
         self.history.append(line)
+        self._commit_transcript(step)
         self._steps_seen = step + 1
         self._last_action = decision.action
         self._last_reward = reward

@@ -1,13 +1,20 @@
 """Prompt assembly, ordered from the most stable part to the most volatile.
 
-Layout of one step's conversation (every later call of the step extends the previous one, so the
-engine's KV/prefix cache serves everything but the newest turn):
+One step's turns (every later call of the step extends the previous one, so the engine's KV/prefix
+cache serves everything but the newest turn):
 
   system     structure prompt + game rules + actions + file catalogue + verb syntax  (episode-stable)
-  user       pinned files (change on writes) / recent steps / helper notes / observation + phase text
+  user       pinned files / recent steps / observation / helper notes / phase text
   assistant  one command
   user       its result + what to do next
   ...        (LOG turns, then PLAN turns, in the same conversation)
+
+With the ``transcript`` layout (``context.layout``) the next step is appended to the same
+conversation: its first message carries the previous step's outcome line, the pinned files that
+changed since they were last shown, and the new observation, notes and phase text; nothing before
+it is rendered again, so the whole prefix is served from cache. Once the conversation would pass
+``context.transcript_tokens`` it is rebuilt as above (all pinned files, ``history_steps`` recent
+steps). With the ``rebuild`` layout every step starts again after the system message.
 """
 
 from __future__ import annotations
@@ -97,12 +104,39 @@ def system_prompt(
     return render_template(structure.prompts.system, values).strip()
 
 
-def pinned_block(structure: Structure, contents: Mapping[str, str | None]) -> str:
+PINNED_HEADER = "Memory (pinned files):\n"
+#: the header of pinned files shown again in a transcript because they changed
+PINNED_CHANGED_HEADER = "Memory (pinned files, changed):\n"
+_PINNED_FILE = re.compile(r"^== (.+) ==$", re.MULTILINE)
+#: what follows the pinned block in a step's first user message (see ``step_context``)
+_AFTER_PINNED = ("\n\nRecent steps:\n", "\n\nCurrent observation:\n")
+
+
+def pinned_block(structure: Structure, contents: Mapping[str, str | None], only: set[str] | None = None) -> str:
+    """The pinned files' contents in the structure's order (only those in ``only`` when given)."""
     parts = []
     for f in structure.pinned_files():
+        if only is not None and f.path not in only:
+            continue
         body = contents.get(f.path)
         parts.append(f"== {f.path} ==\n{body.strip() if body and body.strip() else '(empty)'}")
     return "\n".join(parts)
+
+
+def pinned_sections(text: str) -> dict[str, str]:
+    """The pinned files a user message shows, by path (their text as shown): what ``step_context``
+    wrote between a pinned header and the next part."""
+    out: dict[str, str] = {}
+    for header in (PINNED_HEADER, PINNED_CHANGED_HEADER):
+        start = text.find(header)
+        if start < 0:
+            continue
+        body = text[start + len(header) :]
+        body = body[: min((i for i in (body.find(m) for m in _AFTER_PINNED) if i >= 0), default=len(body))]
+        marks = list(_PINNED_FILE.finditer(body))
+        for mark, following in zip(marks, [*marks[1:], None], strict=True):
+            out[mark.group(1)] = body[mark.end() + 1 : following.start() - 1 if following else len(body)]
+    return out
 
 
 def step_context(
@@ -112,10 +146,13 @@ def step_context(
     notes: list[str],
     observation: str,
     instructions: str,
+    pinned_changed: bool = False,
 ) -> str:
+    """A step's first user message; ``pinned_changed``: the pinned block holds only the files that
+    changed since the transcript last showed them."""
     parts = []
     if pinned:
-        parts.append("Memory (pinned files):\n" + pinned)
+        parts.append((PINNED_CHANGED_HEADER if pinned_changed else PINNED_HEADER) + pinned)
     if history:
         parts.append("Recent steps:\n" + "\n".join(history))
     parts.append("Current observation:\n" + observation.strip())

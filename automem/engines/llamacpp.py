@@ -113,6 +113,8 @@ class LlamaCppEngine:
         port: int = 0,
         api_key: str | None = None,
         alias: str | None = None,
+        flash_attn: bool | None = None,
+        poll: int | None = None,
     ) -> None:
         """``host``/``port``/``api_key`` matter only to ``automem serve``: an engine used in-process
         listens on a random local port that a random key closes, so nothing else can use it."""
@@ -139,6 +141,23 @@ class LlamaCppEngine:
         params.n_gpu_layers = int(n_gpu_layers)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
+        # llama.cpp's threads busy-wait (poll 50) between graph runs: with fewer threads than cores
+        # the cores are shared with other workers, and spinning threads take their time
+        # (bench/step_floor.py --workers: two 1-thread workers on 2 cores, 0.70 -> 0.92 calls/s)
+        cores = os.cpu_count() or 1
+        poll = int(poll if poll is not None else (0 if threads < cores else 50))
+        params.cpuparams.poll = params.cpuparams_batch.poll = poll
+        # on the CPU llama.cpp's flash attention is slower once the context is long (bundled model,
+        # 3,000 tokens: 32 ms per decoded token with it, 18-22 without); on a GPU it is left to llama.cpp
+        if flash_attn is None and n_gpu_layers == 0:
+            flash_attn = False
+        params.flash_attn_type = (
+            xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO
+            if flash_attn is None
+            else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if flash_attn
+            else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         params.warmup = False  # a warm-up decode costs a second at every load and changes nothing
         params.verbosity = int(os.environ.get("AUTOMEM_LLAMA_VERBOSITY", "-1"))  # the TUI owns stderr
         params.n_threads_http = 2 if host is None else max(2, n_parallel + 1)
@@ -217,6 +236,41 @@ class LlamaCppEngine:
         message = reply["choices"][0].get("message") or {}
         return self._completion(reply, latency, message.get("content") or "", [])
 
+    def complete_line(
+        self,
+        messages: list[Message],
+        *,
+        prefix: str = "",
+        grammar: str | None = None,
+        max_tokens: int = 64,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> Completion:
+        """A one-line answer that starts with ``prefix`` (sent as the start of the assistant's turn,
+        so its tokens are prefilled with the prompt instead of decoded one by one; ``grammar``
+        constrains what follows). The newline ends the call: the server stops there instead of
+        decoding the end-of-text token the grammar would force next. The text returned includes
+        the prefix; its output tokens do not."""
+        plain = plain_messages(messages)
+        if prefix:
+            plain.append({"role": "assistant", "content": prefix})  # llama.cpp continues a final assistant turn
+        request: dict[str, Any] = {
+            "messages": plain,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "cache_prompt": True,
+            "stop": ["\n"],
+        }
+        if grammar and self.supports_grammar:
+            request["grammar"] = grammar
+        if seed is not None:
+            request["seed"] = int(seed)
+        reply, latency = self._chat(request)
+        content = (reply["choices"][0].get("message") or {}).get("content") or ""
+        # the server answers with the whole assistant turn, prefix included
+        text = content if content.startswith(prefix) else prefix + content
+        return self._completion(reply, latency, text, [])
+
     def template_supports_tools(self) -> bool:
         """Whether the model's chat template renders tools (the server's /props says)."""
         if self._template_tools is None:
@@ -280,6 +334,12 @@ class LlamaCppOptions(EngineOptions):
     port: int = Field(0, ge=0, le=65535, description="automem serve: the port (0: any free one)")
     api_key: str | None = Field(None, description="automem serve: the key clients must send")
     alias: str | None = Field(None, description="automem serve: the model name the server reports")
+    flash_attn: bool | None = Field(
+        None, description="flash attention (default: off on the CPU, llama.cpp's choice on a GPU)"
+    )
+    poll: int | None = Field(
+        None, ge=0, le=100, description="threads' busy-wait, 0-100 (default: 0 when workers share the cores, else 50)"
+    )
 
 
 @takes_options(LlamaCppOptions, "llamacpp")

@@ -8,6 +8,8 @@ only escape; it never starts with a space, so what the model writes is what gets
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from automem.memory.ops import Operation, Verb
 from automem.memory.syntax import Act, parse_command
 
@@ -72,6 +74,20 @@ def _check_action(action: str) -> None:
         raise ValueError(f"action {action!r} cannot appear in a command line (spaces, newlines?)")
 
 
+#: verbs that need a file that exists, and verbs that write to a file (a known one or a new name)
+_NEEDS_KNOWN = frozenset({Verb.VIEW, Verb.TAIL, Verb.STR_REPLACE, Verb.INSERT, Verb.DELETE, Verb.RENAME})
+_NEEDS_TARGET = frozenset({Verb.APPEND, Verb.WRITE, Verb.CREATE, Verb.UPSERT, Verb.RENAME})
+
+
+def _offered_verbs(verbs: set[Verb], has_known: bool, allow_new_paths: bool) -> set[Verb]:
+    """The verbs a grammar can offer: those with a file to name."""
+    return {
+        v
+        for v in verbs
+        if (v not in _NEEDS_KNOWN or has_known) and (v not in _NEEDS_TARGET or has_known or allow_new_paths)
+    }
+
+
 def build_grammar(
     *,
     verbs: set[Verb],
@@ -120,8 +136,10 @@ def build_grammar(
     target_parts = (["path"] if has_known else []) + (["new-path"] if allow_new_paths else [])
     needed: set[str] = set()  # helper rules the chosen verbs refer to
 
-    def add(verb: Verb, body: str, *, uses: tuple[str, ...] = (), known: bool = True, target: bool = False) -> None:
-        if verb not in verbs or (known and not has_known) or (target and not target_parts):
+    offered = _offered_verbs(verbs, has_known, allow_new_paths)
+
+    def add(verb: Verb, body: str, *, uses: tuple[str, ...] = ()) -> None:
+        if verb not in offered:
             return
         name = verb.value.replace("_", "-")  # GBNF rule names allow letters, digits and '-'
         rules[name] = body
@@ -131,16 +149,16 @@ def build_grammar(
     any_path, any_uses = ('(path | "*")', ("path",)) if has_known else ('"*"', ())
     add(Verb.VIEW, '"view " path (" " num "-" num)?', uses=("path", "num"))
     add(Verb.TAIL, '"tail " path (" " num)?', uses=("path", "num"))
-    add(Verb.SEARCH, f'"search " {any_path} " " query', uses=(*any_uses, "query"), known=False)
-    add(Verb.COUNT, f'"count " {any_path}', uses=any_uses, known=False)
-    add(Verb.APPEND, '"append " target ": " text', uses=("target", "text"), known=False, target=True)
-    add(Verb.WRITE, '"write " target ": " text', uses=("target", "text"), known=False, target=True)
-    add(Verb.CREATE, '"create " target ": " text', uses=("target", "text"), known=False, target=True)
+    add(Verb.SEARCH, f'"search " {any_path} " " query', uses=(*any_uses, "query"))
+    add(Verb.COUNT, f'"count " {any_path}', uses=any_uses)
+    add(Verb.APPEND, '"append " target ": " text', uses=("target", "text"))
+    add(Verb.WRITE, '"write " target ": " text', uses=("target", "text"))
+    add(Verb.CREATE, '"create " target ": " text', uses=("target", "text"))
     add(Verb.STR_REPLACE, '"str_replace " path ": " old " =>" (" " text)?', uses=("path", "old", "text"))
     add(Verb.INSERT, '"insert " path " " num ": " text', uses=("path", "num", "text"))
     add(Verb.DELETE, '"delete " path', uses=("path",))
-    add(Verb.RENAME, '"rename " path " " target', uses=("path", "target"), target=True)
-    add(Verb.UPSERT, '"upsert " target " " key ": " record', uses=("target", "key", "record"), known=False, target=True)
+    add(Verb.RENAME, '"rename " path " " target', uses=("path", "target"))
+    add(Verb.UPSERT, '"upsert " target " " key ": " record', uses=("target", "key", "record"))
 
     if not choices:
         raise ValueError("the grammar would allow nothing: enable DONE, ACT with actions, or verbs with paths")
@@ -174,3 +192,39 @@ def build_grammar(
     lines = ['root ::= cmd "\\n"?', "cmd ::= " + " | ".join(choices)]
     lines += [f"{name} ::= {body}" for name, body in rules.items()]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ForcedStart:
+    """What a grammar leaves the model no choice about at the start of a command.
+
+    ``whole``: the grammar allows one command only, so no model call is needed. Otherwise every
+    command begins with ``prefix`` and ``rest`` is the grammar of what follows it; the prefix ends
+    before a space, so the model's next token is the one ordinary tokenization would give (" move"
+    after "ACT", never "move" after "ACT "), and the text it can write is exactly the original's.
+    """
+
+    prefix: str
+    rest: str
+    whole: str | None = None
+
+
+def forced_start(*, verbs: set[Verb], paths: list[str], actions: list[str], allow_done: bool, allow_act: bool,
+                 allow_new_paths: bool) -> ForcedStart | None:  # fmt: skip
+    """The forced start of ``build_grammar``'s language for these settings, or None when its first
+    character is already the model's choice. Only turns whose one choice is ACT (PLAN's last turn)
+    or DONE have one: any verb the grammar would offer opens a choice."""
+    offered = _offered_verbs({Verb(v) for v in verbs}, bool(paths), allow_new_paths)
+    if offered:
+        return None
+    acts = list(dict.fromkeys(actions))
+    if allow_done and not (allow_act and acts):
+        return ForcedStart(prefix="", rest="", whole="DONE")
+    if not allow_act or allow_done or not acts:
+        return None
+    for a in acts:
+        _check_action(a)
+    if len(acts) == 1:
+        return ForcedStart(prefix="", rest="", whole=f"ACT {acts[0]}")
+    rest = f'root ::= " " action "\\n"?\naction ::= {_alternatives(acts)}\n'
+    return ForcedStart(prefix="ACT", rest=rest)

@@ -42,7 +42,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_placeholders(text: str) -> str:
+def _check_placeholders(text: str | None) -> str | None:
+    if text is None:
+        return text
     unknown = sorted({m for m in _PLACEHOLDER.findall(text)} - TEMPLATE_FIELDS)
     if unknown:
         raise ValueError(
@@ -86,8 +88,11 @@ class PhaseSpec(_Strict):
     budget: int = Field(default=2, ge=1, le=16, description="model turns before the phase is closed")
     max_tokens: int = Field(default=64, ge=4, le=4096, description="output cap of one turn")
     instructions: str
+    #: what later steps of a transcript say instead of ``instructions`` (its first step, and the
+    #: first after each rebuild, carry them in full); None: the full instructions every step
+    reminder: str | None = Field(default=None, min_length=1, max_length=400)
 
-    _placeholders = field_validator("instructions")(_check_placeholders)
+    _placeholders = field_validator("instructions", "reminder")(_check_placeholders)
 
 
 def _catalogue() -> Any:
@@ -119,8 +124,22 @@ class HelperSpec(_Strict):
 
 
 class ContextSpec(_Strict):
+    #: steps summarised as "Recent steps" where the conversation starts (every step with the rebuild
+    #: layout; at the episode's start and after each rebuild with the transcript layout)
     history_steps: int = Field(default=4, ge=0, le=100)
     scope: Literal["episode", "run"] = "episode"
+    #: transcript: each step is appended to one conversation, which a prefix cache serves whole,
+    #: until it would grow more than ``transcript_growth`` tokens past its first step; then it is
+    #: rebuilt. rebuild: every step starts a new conversation after the system message (the layout
+    #: before issue 16). A small model on a CPU pays for every token of context (bench/step_floor.py),
+    #: so the default growth is short; on a GPU server a long one keeps more of the episode cached.
+    layout: Literal["transcript", "rebuild"] = "transcript"
+    transcript_growth: int = Field(default=768, ge=0, le=1_000_000)
+
+
+#: fields added after structures were first stored: left out of the content hash at their default,
+#: so a structure stored before keeps its id
+_LATER_CONTEXT_DEFAULTS = {"layout": "transcript", "transcript_growth": 768}
 
 
 class Prompts(_Strict):
@@ -171,7 +190,15 @@ class Structure(_Strict):
 
     # -- identity -------------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"parent", "author"})
+        data = self.model_dump(mode="json", exclude={"parent", "author"})
+        context = data["context"]
+        for key, default in _LATER_CONTEXT_DEFAULTS.items():
+            if context.get(key) == default:
+                del context[key]
+        for phase in data["phases"]:
+            if phase.get("reminder") is None:
+                phase.pop("reminder", None)
+        return data
 
     @property
     def id(self) -> str:

@@ -21,13 +21,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from automem.agent.prompt import pinned_sections
 from automem.memory.ops import READ_VERBS, empty_lookup
 from automem.store.db import Store
 
 _READS = frozenset(v.value for v in READ_VERBS)
-PINNED_HEADER = "Memory (pinned files):\n"
-#: what follows the pinned block in a step's first user message (agent.prompt.step_context)
-_AFTER_PINNED = ("\n\nRecent steps:\n", "\n\nCurrent observation:\n")
 
 
 @dataclass
@@ -83,14 +81,14 @@ class MemoryMetrics:
         }
 
 
-def pinned_chars(user_message: str) -> int:
-    """Characters of the pinned-files block in a step's first user message (0 when it has none)."""
-    start = user_message.find(PINNED_HEADER)
-    if start < 0:
-        return 0
-    body = user_message[start + len(PINNED_HEADER) :]
-    ends = [i for i in (body.find(marker) for marker in _AFTER_PINNED) if i >= 0]
-    return min(ends) if ends else len(body)
+def pinned_chars(*user_messages: str) -> int:
+    """Characters of the pinned files a prompt carries, as one block (``== path ==`` lines
+    included): the latest version of each file its user messages show (a transcript shows a file
+    again when it changed), 0 when none."""
+    shown: dict[str, str] = {}
+    for message in user_messages:
+        shown.update(pinned_sections(message))
+    return sum(len(f"== {path} ==\n") + len(body) for path, body in shown.items()) + max(0, len(shown) - 1)
 
 
 def is_done_answer(response: str | None) -> bool:
@@ -123,7 +121,7 @@ def episode_metrics(store: Store, episode_id: int) -> MemoryMetrics:
     for call in store.first_calls_of_steps(episode_id):
         prompt = json.loads(call["prompt"] or "[]")
         users = [msg["content"] for msg in prompt if msg.get("role") == "user"]
-        chars = pinned_chars(users[0]) if users else 0
+        chars = pinned_chars(*users)
         total = chars + step_chars.get(call["step"], 0)
         prompt_chars = sum(len(msg.get("content") or "") for msg in prompt)
         m.memory_chars += total

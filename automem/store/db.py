@@ -373,6 +373,14 @@ class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows, PipelineRo
         ).fetchall()
         return [{"step": r[0], "prompt": r[1], "input_tokens": r[2]} for r in rows]
 
+    def prompt_lengths(self, episode_id: int) -> list[int]:
+        """How many messages each of an episode's model calls sent, in order (a transcript that
+        starts again shows as a drop)."""
+        rows = self.db.execute(
+            "SELECT json_array_length(prompt_refs) FROM llm_calls WHERE episode_id = ? ORDER BY id", [episode_id]
+        ).fetchall()
+        return [int(r[0] or 0) for r in rows]
+
     def calls_of(self, episode_id: int, *, phase: str | None = None) -> list[dict[str, Any]]:
         """An episode's model calls (without their prompts), in order, optionally of one phase."""
         return self._rows_of("llm_calls", episode_id, "phase", phase)

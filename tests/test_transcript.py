@@ -1,0 +1,150 @@
+"""The transcript layout: each step extends the conversation the last one left, pinned files are
+shown again only when they change, and the conversation starts again (all pinned files, the recent
+steps) once it would pass its token budget. A scripted engine answers, so the prompts are exact;
+the last test plays the bundled model and reads its cache figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from automem.agent.prompt import PINNED_CHANGED_HEADER, PINNED_HEADER
+from automem.engines.base import Completion, Message
+from automem.games import make_game
+from automem.memory.structure import Structure, load_builtin
+from automem.runs import RunConfig, execute_run
+from automem.runs.episode import EpisodeRunner
+from automem.runs.memory_metrics import pinned_chars
+from automem.store import Store
+
+
+class ScriptedEngine:
+    """LOG: writes the pinned progress file on even steps, else DONE; PLAN: ACT noop. Reports
+    4 characters per prompt token, as a real engine reports its count."""
+
+    name = "scripted"
+    model = "scripted"
+    supports_grammar = True
+
+    def __init__(self) -> None:
+        self.prompts: list[list[Message]] = []
+        self.step = -1
+
+    def complete(self, messages, *, grammar=None, max_tokens=64, temperature=0.7, seed=None) -> Completion:
+        self.prompts.append([dict(m) for m in messages])
+        first_of_step = "Current observation:" in messages[-1]["content"]
+        self.step += first_of_step
+        if grammar and "done ::=" in grammar:
+            write = first_of_step and self.step % 2 == 1  # steps 1, 3, ...
+            text = f"upsert progress.md goal: reach step {self.step + 1}" if write else "DONE"
+        else:
+            text = "ACT noop"
+        tokens = sum(len(m["content"]) for m in messages) // 4
+        return Completion(text=text, input_tokens=tokens, cached_tokens=0, output_tokens=4, latency_s=0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def _structure(layout: str, growth: int = 100_000) -> Structure:
+    data = json.loads(load_builtin("crafter-v0").model_dump_json())
+    data["context"].update(layout=layout, transcript_growth=growth)
+    data["helpers"] = []
+    return Structure.model_validate(data)
+
+
+def _play(tmp_path, structure: Structure, steps: int) -> tuple[ScriptedEngine, Store, int]:
+    store = Store(tmp_path / "t.db")
+    run = store.create_run(name="t", game="crafter", task=None, structure_id=store.save_structure(structure),
+                           engine="scripted", memory_engine=None, config={})  # fmt: skip
+    engine = ScriptedEngine()
+    runner = EpisodeRunner.start(store=store, run_id=run, game=make_game("crafter"), structure=structure,
+                                 engine=engine, seed=1, memory_dir=tmp_path / "mem", max_steps=steps)  # fmt: skip
+    for _ in runner.steps():
+        pass
+    return engine, store, runner.episode_id
+
+
+def _is_prefix(a: list[Message], b: list[Message]) -> bool:
+    return len(a) <= len(b) and b[: len(a)] == a
+
+
+def test_every_call_extends_the_one_before(tmp_path) -> None:
+    engine, store, _ = _play(tmp_path, _structure("transcript"), steps=8)
+    prompts = engine.prompts
+    assert len(prompts) > 16
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        assert _is_prefix(before, after)  # nothing before the newest turn is rendered again
+    assert sum(1 for p in prompts if p[-1]["content"].count("Current observation:")) == 8
+    # the system message once, then one user message per turn: the whole episode is one conversation
+    assert sum(1 for m in prompts[-1] if m["role"] == "system") == 1
+    store.close()
+
+
+def test_pinned_files_are_shown_again_only_when_they_changed(tmp_path) -> None:
+    engine, store, _ = _play(tmp_path, _structure("transcript"), steps=5)
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert firsts[0].startswith(PINNED_HEADER) and "== strategy.md ==" in firsts[0]
+    # step 1 wrote progress.md: step 2 shows it (and only it) again; step 2 wrote nothing
+    assert firsts[2].startswith(PINNED_CHANGED_HEADER + "== progress.md ==\ngoal: reach step")
+    assert "strategy.md" not in firsts[2]
+    assert PINNED_HEADER not in firsts[1] and PINNED_CHANGED_HEADER not in firsts[1]
+    # a step's outcome line comes with the next step, once
+    assert "Recent steps:\nstep 1: noop; noted upsert progress.md\n" in firsts[2]
+    assert firsts[4].startswith(PINNED_CHANGED_HEADER + "== progress.md ==\ngoal: reach step 4")
+    # the memory metric counts what the prompt carries: the latest version of each pinned file
+    users = [m["content"] for m in engine.prompts[-1] if m["role"] == "user"]
+    strategy = load_builtin("crafter-v0").files[0].seed.strip()
+    expected = len(f"== strategy.md ==\n{strategy}\n== progress.md ==\ngoal: reach step 4")
+    assert pinned_chars(*users) == expected
+    store.close()
+
+
+def test_the_transcript_starts_again_past_its_budget(tmp_path) -> None:
+    engine, store, episode = _play(tmp_path, _structure("transcript", growth=300), steps=10)
+    lengths = store.prompt_lengths(episode)
+    drops = [i for i, (a, b) in enumerate(zip(lengths, lengths[1:], strict=False)) if b < a]
+    assert len(drops) >= 2, "growing ~100 tokens a step, a 300-token budget is passed every few steps"
+    for i in drops:
+        restart = engine.prompts[i + 1]
+        assert len(restart) == 2 and restart[1]["content"].startswith(PINNED_HEADER)
+        history = restart[1]["content"].split("Recent steps:\n")[1].split("\n\n")[0].splitlines()
+        steps_before = sum(1 for p in engine.prompts[: i + 1] if "Current observation:" in p[-1]["content"])
+        assert len(history) == min(4, steps_before)  # history_steps of the crafter-v0 structure
+    # the budget is kept: no conversation grows past its first step by more than it allows
+    sizes = [sum(len(m["content"]) for m in p) // 4 for p in engine.prompts]
+    starts = [0, *(i + 1 for i in drops)]
+    for start, end in zip(starts, [*starts[1:], len(sizes)], strict=True):
+        firsts = [i for i in range(start + 1, end) if "Current observation:" in engine.prompts[i][-1]["content"]]
+        first_step_end = (firsts[0] if firsts else end) - 1
+        assert max(sizes[start:end]) - sizes[first_step_end] <= 300 + 64
+    store.close()
+
+
+def test_the_rebuild_layout_starts_every_step_after_the_system_message(tmp_path) -> None:
+    engine, store, _ = _play(tmp_path, _structure("rebuild"), steps=4)
+    firsts = [p for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert [len(p) for p in firsts] == [2, 2, 2, 2]
+    assert all(p[1]["content"].startswith(PINNED_HEADER) for p in firsts)
+    store.close()
+
+
+def test_the_layout_is_left_out_of_a_structures_id_at_its_default() -> None:
+    base = load_builtin("crafter-v0")
+    assert "layout" not in base.content()["context"]
+    assert _structure("rebuild").id != _structure("transcript").id
+
+
+@pytest.mark.model
+def test_the_bundled_model_reads_appended_steps_from_its_cache(store: Store, engine) -> None:
+    structure = load_builtin("crafter-v0")
+    config = RunConfig(game="crafter", task=None, seeds=[2], structure=structure, engine_spec="llamacpp", max_steps=5)
+    run_id, (summary,) = execute_run(config, store, engine)
+    (episode,) = store.episodes(run_id)
+    calls = store.calls_of(episode["id"])
+    later = [c for c in calls if c["step"] > 0]
+    # after the first step each call's prompt is the last one plus a step's turns: served from cache
+    assert sum(c["cached_tokens"] for c in later) / sum(c["input_tokens"] for c in later) > 0.85
+    assert store.prompt_lengths(episode["id"]) == sorted(store.prompt_lengths(episode["id"]))
+    assert summary.steps == 5
