@@ -138,6 +138,9 @@ def test_an_interrupt_while_a_stage_starts_waits_until_it_is_recorded():
 
     seen: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda number, _frame: seen.append(number))
+    # Python's own Ctrl+C handler, also where the suite was started in the background (`cmd &`
+    # starts it with SIGINT ignored, and the held signal would go to that)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         held = _HeldInterrupts()
         with held:
@@ -153,3 +156,4 @@ def test_an_interrupt_while_a_stage_starts_waits_until_it_is_recorded():
             again.deliver()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
