@@ -104,14 +104,6 @@ def measure_rates(engine: LlamaCppEngine, repeats: int = 3) -> Rates:
     return Rates(prefill, decode)
 
 
-#: short phase texts for later transcript steps (``+reminders``)
-REMINDERS = {
-    "LOG": "LOG: one memory command, or DONE.",
-    "PLAN": "PLAN: read a file, or ACT <action>.",
-    "ACT": "ACT <action>.",
-}
-
-
 def call_overhead(engine: LlamaCppEngine, repeats: int = 5) -> dict[str, float]:
     """Median milliseconds a call spends outside the model's prefill and decode (template, tokens,
     grammar set-up, the prefix comparison, the binding), at a ~1,500-token conversation, with
@@ -141,18 +133,13 @@ def call_overhead(engine: LlamaCppEngine, repeats: int = 5) -> dict[str, float]:
 
 
 def with_layout(structure: Structure, layout: str) -> Structure:
-    """``rebuild``, or ``transcript`` with ``:GROWTH`` (its growth budget in tokens) and/or
-    ``+reminders`` (short phase texts after a conversation's first step)."""
+    """``rebuild``, or ``transcript`` with ``:GROWTH`` (its growth budget in tokens)."""
     data = json.loads(structure.model_dump_json())
-    spec, plus, extra = layout.partition("+")
-    kind, _, growth = spec.partition(":")
+    kind, _, growth = layout.partition(":")
     data["context"]["layout"] = kind
     if growth:
         data["context"]["transcript_growth"] = int(growth)
-    if plus and extra == "reminders":
-        for phase in data["phases"]:
-            phase["reminder"] = REMINDERS[phase["kind"]]
-    data["name"] = f"{structure.name}-{layout.replace(':', '-').replace('+', '-')}"
+    data["name"] = f"{structure.name}-{layout.replace(':', '-')}"
     return Structure.model_validate(data)
 
 
@@ -191,7 +178,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
-    parser.add_argument("--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:TOKENS] | rebuild")
+    parser.add_argument("--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH] | rebuild")
     args = parser.parse_args()
     engine = LlamaCppEngine(bundled_model_path())
     t0 = time.perf_counter()

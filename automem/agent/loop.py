@@ -133,13 +133,13 @@ class Agent:
         #: the step being decided (front ends that take over mid-step keep what it already did)
         self.current: StepChoice | None = None
         # the transcript layout: the conversation so far, the pinned files as it last showed them,
-        # its size in tokens and the most a step added to it
+        # its size in tokens now and after its first step
         self._transcript: list[Message] = []
         self._pinned_shown: dict[str, str | None] = {}
         self._transcript_tokens = self._transcript_base = 0
         self._last_prompt_tokens = 0
         self._appended = False
-        self._step_growth = 0
+        #: what each of the last few appended steps added to the transcript, in tokens
         self._growths: deque[int] = deque(maxlen=3)
         self._step_messages: tuple[int, list[Message]] | None = None
         #: how often the transcript was started again because it grew too long
@@ -265,8 +265,9 @@ class Agent:
         """The conversation this step extends and its first user message (see agent.prompt)."""
         context = self.structure.context
         pinned_now = {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
-        self._appended = bool(self._transcript) and context.layout == "transcript" and context.history_steps > 0
-        self._appended = self._appended and not self._too_long()
+        self._appended = (
+            bool(self._transcript) and context.layout == "transcript" and context.history_steps > 0
+        ) and not self._too_long()
         instructions = self._instructions(self.structure.phases[0])
         if self._appended:
             changed = {path for path, text in pinned_now.items() if self._pinned_shown.get(path) != text}
@@ -301,12 +302,12 @@ class Agent:
         """Whether appending another step may take the transcript past its growth budget (or the
         engine's context, less room for two answers): its size now plus the most any of the last
         few steps added."""
-        growth = max(self._step_growth, MIN_STEP_GROWTH)
+        growth = max(max(self._growths, default=0), MIN_STEP_GROWTH)
         if self._transcript_tokens - self._transcript_base + growth > self.structure.context.transcript_growth:
             return True
+        room = 2 * max(p.max_tokens for p in self.structure.phases)
         for engine in (self.engine, self.memory_engine):
             n_ctx = getattr(engine, "n_ctx", None)
-            room = 2 * max(p.max_tokens for p in self.structure.phases)
             if isinstance(n_ctx, int) and n_ctx > 0 and self._transcript_tokens + growth > n_ctx - room:
                 return True
         return False
@@ -323,7 +324,6 @@ class Agent:
             return
         if self._transcript_tokens:
             self._growths.append(max(0, self._last_prompt_tokens - self._transcript_tokens))
-            self._step_growth = max(self._growths)
         else:  # the conversation's first step: its size is where the growth budget starts
             self._transcript_base = self._last_prompt_tokens
         self._transcript_tokens = self._last_prompt_tokens

@@ -12,9 +12,10 @@ cache serves everything but the newest turn):
 With the ``transcript`` layout (``context.layout``) the next step is appended to the same
 conversation: its first message carries the previous step's outcome line, the pinned files that
 changed since they were last shown, and the new observation, notes and phase text; nothing before
-it is rendered again, so the whole prefix is served from cache. Once the conversation would pass
-``context.transcript_tokens`` it is rebuilt as above (all pinned files, ``history_steps`` recent
-steps). With the ``rebuild`` layout every step starts again after the system message.
+it is rendered again, so the whole prefix is served from cache. Once a step could take the
+conversation more than ``context.transcript_growth`` tokens past its first step it is rebuilt as
+above (all pinned files, ``history_steps`` recent steps). With the ``rebuild`` layout every step
+starts again after the system message.
 """
 
 from __future__ import annotations

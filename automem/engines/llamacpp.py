@@ -213,6 +213,22 @@ class LlamaCppEngine:
             tool_calls=calls,
         )
 
+    def _request(
+        self, messages: list[dict[str, str]], grammar: str | None, max_tokens: int, temperature: float, seed: int | None
+    ) -> dict[str, Any]:
+        """A chat request with the prompt cache on, the grammar where the engine honours one."""
+        request: dict[str, Any] = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "cache_prompt": True,
+        }
+        if grammar and self.supports_grammar:
+            request["grammar"] = grammar
+        if seed is not None:
+            request["seed"] = int(seed)
+        return request
+
     def complete(
         self,
         messages: list[Message],
@@ -222,16 +238,7 @@ class LlamaCppEngine:
         temperature: float = 0.7,
         seed: int | None = None,
     ) -> Completion:
-        request: dict[str, Any] = {
-            "messages": plain_messages(messages),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "cache_prompt": True,
-        }
-        if grammar and self.supports_grammar:
-            request["grammar"] = grammar
-        if seed is not None:
-            request["seed"] = int(seed)
+        request = self._request(plain_messages(messages), grammar, max_tokens, temperature, seed)
         reply, latency = self._chat(request)
         message = reply["choices"][0].get("message") or {}
         return self._completion(reply, latency, message.get("content") or "", [])
@@ -254,17 +261,8 @@ class LlamaCppEngine:
         plain = plain_messages(messages)
         if prefix:
             plain.append({"role": "assistant", "content": prefix})  # llama.cpp continues a final assistant turn
-        request: dict[str, Any] = {
-            "messages": plain,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "cache_prompt": True,
-            "stop": ["\n"],
-        }
-        if grammar and self.supports_grammar:
-            request["grammar"] = grammar
-        if seed is not None:
-            request["seed"] = int(seed)
+        request = self._request(plain, grammar, max_tokens, temperature, seed)
+        request["stop"] = ["\n"]
         reply, latency = self._chat(request)
         content = (reply["choices"][0].get("message") or {}).get("content") or ""
         # the server answers with the whole assistant turn, prefix included

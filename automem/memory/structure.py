@@ -139,7 +139,7 @@ class ContextSpec(_Strict):
 
 #: fields added after structures were first stored: left out of the content hash at their default,
 #: so a structure stored before keeps its id
-_LATER_CONTEXT_DEFAULTS = {"layout": "transcript", "transcript_growth": 768}
+_LATER_CONTEXT_FIELDS = ("layout", "transcript_growth")
 
 
 class Prompts(_Strict):
@@ -192,8 +192,8 @@ class Structure(_Strict):
     def content(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"parent", "author"})
         context = data["context"]
-        for key, default in _LATER_CONTEXT_DEFAULTS.items():
-            if context.get(key) == default:
+        for key in _LATER_CONTEXT_FIELDS:
+            if context.get(key) == ContextSpec.model_fields[key].default:
                 del context[key]
         for phase in data["phases"]:
             if phase.get("reminder") is None:
