@@ -11,7 +11,8 @@ Printed per game and layout: new prompt tokens and output tokens per step, the c
 calls per step, transcript rebuilds, the floor, the measured model time and wall per step, and
 model time / floor; then the transcript layout's gain over the rebuild layout as ratios.
 
-    python bench/step_floor.py [--steps 50] [--games crafter minihack nethack] [--seed 9]
+    python bench/step_floor.py [--steps 50] [--games crafter minihack nethack] [--seeds 9 ...]
+                               [--layouts transcript[:GROWTH][:full] ... rebuild]
 """
 
 from __future__ import annotations
@@ -133,21 +134,31 @@ def call_overhead(engine: LlamaCppEngine, repeats: int = 5) -> dict[str, float]:
 
 
 def with_layout(structure: Structure, layout: str) -> Structure:
-    """``rebuild``, or ``transcript`` with ``:GROWTH`` (its growth budget in tokens)."""
+    """``rebuild``, or ``transcript`` with ``:GROWTH`` (its growth budget in tokens) and ``:full``
+    (the whole observation in every appended step, ``context.observation``)."""
     data = json.loads(structure.model_dump_json())
-    kind, _, growth = layout.partition(":")
+    kind, *options = layout.split(":")
     data["context"]["layout"] = kind
-    if growth:
-        data["context"]["transcript_growth"] = int(growth)
+    for option in options:
+        if option in ("full", "changes"):
+            data["context"]["observation"] = option
+        else:
+            data["context"]["transcript_growth"] = int(option)
     data["name"] = f"{structure.name}-{layout.replace(':', '-')}"
     return Structure.model_validate(data)
 
 
 def episode_figures(store: Store, run_id: int, rates: Rates, wall: float) -> dict[str, float]:
-    (episode,) = store.episodes(run_id)
-    steps = store.steps(episode["id"])
-    calls = store.calls_of(episode["id"])
-    lengths = store.prompt_lengths(episode["id"])
+    """The run's figures per step over all its episodes (progression: their mean at the end)."""
+    episodes = store.episodes(run_id)
+    steps, calls, ends, rebuilds = [], [], [], 0
+    for episode in episodes:
+        played = store.steps(episode["id"])
+        steps += played
+        calls += store.calls_of(episode["id"])
+        ends.append(played[-1]["progression"] if played else 0.0)
+        lengths = store.prompt_lengths(episode["id"])
+        rebuilds += sum(1 for a, b in zip(lengths, lengths[1:], strict=False) if b < a)
     n = max(len(steps), 1)
     new = sum(c["input_tokens"] - c["cached_tokens"] for c in calls)
     total = sum(c["input_tokens"] for c in calls)
@@ -163,20 +174,20 @@ def episode_figures(store: Store, run_id: int, rates: Rates, wall: float) -> dic
         "cached": sum(c["cached_tokens"] for c in calls) / total if total else 0.0,
         "calls/step": len(calls) / n,
         "prompt/call": total / max(len(calls), 1),
-        "rebuilds": sum(1 for a, b in zip(lengths, lengths[1:], strict=False) if b < a),
+        "rebuilds": rebuilds,
         "floor s": floor / n,
         "model s": model / n,
         "wall s": wall / n,
         "model/floor": model / floor if floor else 0.0,
         "invalid": sum(1 - c["valid"] for c in calls),
-        "progression": steps[-1]["progression"] if steps else 0.0,
+        "progression": statistics.mean(ends) if ends else 0.0,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[9], help="one episode per seed and layout")
     parser.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
     parser.add_argument("--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH] | rebuild")
     args = parser.parse_args()
@@ -205,7 +216,7 @@ def main() -> None:
                     RunConfig(
                         game=game,
                         task=task,
-                        seeds=[args.seed],
+                        seeds=args.seeds,
                         structure=structure,
                         engine_spec="llamacpp",
                         max_steps=args.steps,

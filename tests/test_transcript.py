@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from automem.agent.prompt import PINNED_CHANGED_HEADER, PINNED_HEADER
+from automem.agent.prompt import PINNED_CHANGED_HEADER, PINNED_HEADER, UNCHANGED_ALL, UNCHANGED_REST
 from automem.engines.base import Completion, Message
 from automem.games import make_game
 from automem.memory.structure import Structure, load_builtin
@@ -47,9 +47,9 @@ class ScriptedEngine:
         pass
 
 
-def _structure(layout: str, growth: int = 100_000) -> Structure:
+def _structure(layout: str, growth: int = 100_000, observation: str = "changes") -> Structure:
     data = json.loads(load_builtin("crafter-v0").model_dump_json())
-    data["context"].update(layout=layout, transcript_growth=growth)
+    data["context"].update(layout=layout, transcript_growth=growth, observation=observation)
     data["helpers"] = []
     return Structure.model_validate(data)
 
@@ -130,10 +130,70 @@ def test_the_rebuild_layout_starts_every_step_after_the_system_message(tmp_path)
     store.close()
 
 
+def _shown_observation(message: str) -> str:
+    return message.split("Current observation:\n", 1)[1].split("\n\nLOG:")[0].split("\n\nNotes:\n")[0]
+
+
+def test_an_appended_step_shows_the_parts_of_the_observation_that_changed(tmp_path) -> None:
+    engine, store, episode = _play(tmp_path, _structure("transcript"), steps=12)
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    game = make_game("crafter")
+    kinds = set()
+    for step in range(1, 12):
+        before = game.observation_parts(store.step_observation(episode, step - 1))
+        now = game.observation_parts(store.step_observation(episode, step))
+        shown = _shown_observation(firsts[step])
+        if shown == UNCHANGED_ALL:
+            assert now == before
+            kinds.add("none")
+            continue
+        if not shown.endswith(UNCHANGED_REST):
+            assert shown == "\n\n".join(now)
+            kinds.add("all")
+            continue
+        parts = shown[: -len(UNCHANGED_REST) - 2].split("\n\n")
+        # the same information: each part is shown, or is the same part as in the step before
+        assert len(now) == len(before)
+        assert parts == [p for p, old in zip(now, before, strict=True) if p != old]
+        kinds.add("some")
+    assert "some" in kinds, "noop leaves the view alone but daylight moves: some parts change"
+    store.close()
+
+
+def test_an_observation_whose_parts_do_not_line_up_is_shown_whole() -> None:
+    from automem.agent.prompt import observation_changes
+
+    before = ["You see:\n- tree 2 steps to your north", "Your status:\n- food: 9/9"]
+    assert observation_changes(before, ["You are sleeping.", *before]) == "\n\n".join(["You are sleeping.", *before])
+    assert observation_changes(before, before) == UNCHANGED_ALL
+    assert observation_changes(before, [before[0], "Your status:\n- food: 8/9"]) == (
+        f"Your status:\n- food: 8/9\n\n{UNCHANGED_REST}"
+    )
+
+
+def test_observation_full_shows_the_whole_observation_every_step(tmp_path) -> None:
+    engine, store, episode = _play(tmp_path, _structure("transcript", observation="full"), steps=4)
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    for step, message in enumerate(firsts):
+        assert _shown_observation(message) == store.step_observation(episode, step).strip()
+    store.close()
+
+
+def test_nle_observation_parts_keep_the_map_whole() -> None:
+    game = make_game("minihack", "Room-5x5")
+    try:
+        parts = game.observation_parts(game.reset(1))
+    finally:
+        game.close()
+    assert [p.split(":", 1)[0] for p in parts] == ["Message", "Status", "Inventory", "Map", "Cursor"]
+    assert "@" in parts[3] and "\n\n" in parts[3]  # the map's own blank rows stay inside it
+
+
 def test_the_layout_is_left_out_of_a_structures_id_at_its_default() -> None:
     base = load_builtin("crafter-v0")
-    assert "layout" not in base.content()["context"]
+    assert not {"layout", "transcript_growth", "observation"} & base.content()["context"].keys()
     assert _structure("rebuild").id != _structure("transcript").id
+    assert _structure("transcript", observation="full").id != _structure("transcript").id
 
 
 @pytest.mark.model

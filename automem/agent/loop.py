@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from automem.agent.prompt import pinned_block, step_context, system_prompt
+from automem.agent.prompt import observation_changes, pinned_block, step_context, system_prompt
 from automem.engines.base import Completion, Engine, EngineError, Message
 from automem.errors import AutomemError
 from automem.games.base import Game
@@ -142,6 +142,9 @@ class Agent:
         #: what each of the last few appended steps added to the transcript, in tokens
         self._growths: deque[int] = deque(maxlen=3)
         self._step_messages: tuple[int, list[Message]] | None = None
+        # the observation's parts as the transcript last holds them, and this step's
+        self._observation_shown: list[str] = []
+        self._step_observation: list[str] = []
         #: how often the transcript was started again because it grew too long
         self.rebuilds = 0
 
@@ -269,9 +272,12 @@ class Agent:
             bool(self._transcript) and context.layout == "transcript" and context.history_steps > 0
         ) and not self._too_long()
         instructions = self._instructions(self.structure.phases[0])
+        self._step_observation = self.game.observation_parts(observation)
         if self._appended:
             changed = {path for path, text in pinned_now.items() if self._pinned_shown.get(path) != text}
             self._pinned_shown = pinned_now
+            if context.observation == "changes" and self._observation_shown:
+                observation = observation_changes(self._observation_shown, self._step_observation)
             user = step_context(
                 pinned=pinned_block(self.structure, pinned_now, only=changed) if changed else "",
                 pinned_changed=True,
@@ -328,6 +334,7 @@ class Agent:
             self._transcript_base = self._last_prompt_tokens
         self._transcript_tokens = self._last_prompt_tokens
         self._transcript = messages
+        self._observation_shown = self._step_observation
 
     def decide(self, observation: str, step: int) -> StepChoice:
         return drain(self.turns(observation, step))

@@ -11,7 +11,8 @@ cache serves everything but the newest turn):
 
 With the ``transcript`` layout (``context.layout``) the next step is appended to the same
 conversation: its first message carries the previous step's outcome line, the pinned files that
-changed since they were last shown, and the new observation, notes and phase text; nothing before
+changed since they were last shown, the parts of the observation that changed (``context.
+observation``), and the helpers' notes and phase text; nothing before
 it is rendered again, so the whole prefix is served from cache. Once a step could take the
 conversation more than ``context.transcript_growth`` tokens past its first step it is rebuilt as
 above (all pinned files, ``history_steps`` recent steps). With the ``rebuild`` layout every step
@@ -138,6 +139,26 @@ def pinned_sections(text: str) -> dict[str, str]:
         for mark, following in zip(marks, [*marks[1:], None], strict=True):
             out[mark.group(1)] = body[mark.end() + 1 : following.start() - 1 if following else len(body)]
     return out
+
+
+#: closes an observation that shows only its changed parts
+UNCHANGED_REST = "(The rest is as before.)"
+#: the whole observation of a step that changed nothing the model sees
+UNCHANGED_ALL = "(unchanged since the last step)"
+
+
+def observation_changes(before: list[str], now: list[str]) -> str:
+    """The observation ``now`` (its parts) as an appended step shows it after ``before``: the
+    parts that differ from the same part before, or all of it when the parts do not line up (one
+    appeared or went away: a part left out must still hold)."""
+    if len(before) != len(now):
+        return "\n\n".join(now)
+    changed = [part for part, old in zip(now, before, strict=True) if part != old]
+    if not changed:
+        return UNCHANGED_ALL
+    if len(changed) == len(now):
+        return "\n\n".join(now)
+    return "\n\n".join([*changed, UNCHANGED_REST])
 
 
 def step_context(

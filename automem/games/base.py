@@ -172,6 +172,11 @@ class Game(ABC):
         """A short description of the game and its goal for the system prompt."""
         return ""
 
+    def observation_parts(self, observation: str) -> list[str]:
+        """The observation's parts in order (what a transcript shows again only when it changed):
+        its blank-line separated paragraphs, unless the game's text has blank lines inside a part."""
+        return observation.strip().split("\n\n")
+
     def state(self) -> GameState:
         """The typed state helpers read; a game that has none beyond its text keeps this default."""
         return GameState(game=self.name, achievements=tuple(self.achievements()))

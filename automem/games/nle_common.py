@@ -12,6 +12,7 @@ NLE reuses its observation arrays between steps, so everything kept is copied ri
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,6 +26,9 @@ from automem.games.base import ActionSpec, Frame, Game, GameError, GameState, St
 
 TTY_ROWS, TTY_COLS = 24, 80
 MAP_FIRST_ROW, MAP_LAST_ROW = 1, 21  # rows 22-23 are the status lines
+#: where ``_render_text``'s parts start: the map has blank rows of its own, so blank lines alone
+#: do not separate the parts
+_PART_START = re.compile(r"\n\n(?=(?:Status|Inventory|Map|Cursor):)")
 MORE = b"--More--"
 #: a bound on automatic --More-- presses in one step: a long death screen needs a dozen at most
 MAX_MORE_PRESSES = 24
@@ -467,6 +471,9 @@ class NLEGame(Game):
                 self.ended_reason = "escaped the dungeon"
             else:
                 self.ended_reason = "died"
+
+    def observation_parts(self, observation: str) -> list[str]:
+        return _PART_START.split(observation.strip())
 
     def _render_text(self) -> str:
         rows = self.rows()

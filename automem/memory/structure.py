@@ -135,11 +135,15 @@ class ContextSpec(_Strict):
     #: so the default growth is short; on a GPU server a long one keeps more of the episode cached.
     layout: Literal["transcript", "rebuild"] = "transcript"
     transcript_growth: int = Field(default=768, ge=0, le=1_000_000)
+    #: what an appended step shows of the observation: ``changes``, the parts that differ from the
+    #: step before (the transcript holds the rest, so the model has the same information; the
+    #: observation is most of a step's new tokens), or ``full``, all of it every step
+    observation: Literal["changes", "full"] = "changes"
 
 
 #: fields added after structures were first stored: left out of the content hash at their default,
 #: so a structure stored before keeps its id
-_LATER_CONTEXT_FIELDS = ("layout", "transcript_growth")
+_LATER_CONTEXT_FIELDS = ("layout", "transcript_growth", "observation")
 
 
 class Prompts(_Strict):
