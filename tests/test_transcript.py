@@ -189,6 +189,20 @@ def test_nle_observation_parts_keep_the_map_whole() -> None:
     assert "@" in parts[3] and "\n\n" in parts[3]  # the map's own blank rows stay inside it
 
 
+def test_a_phase_reminder_replaces_its_instructions_in_appended_steps(tmp_path) -> None:
+    data = json.loads(_structure("transcript").model_dump_json())
+    data["phases"][0]["reminder"] = "LOG: one command, or DONE."
+    engine, store, _ = _play(tmp_path, Structure.model_validate(data), steps=3)
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    instructions = data["phases"][0]["instructions"].strip()
+    assert firsts[0].endswith(instructions)  # the conversation's first step: the whole text
+    assert all(f.endswith("LOG: one command, or DONE.") and instructions not in f for f in firsts[1:])
+    # the built-ins have none: every step carries the whole instructions
+    assert all(p.reminder is None for name in ("crafter-v0", "minihack-v0", "nethack-v0")
+               for p in load_builtin(name).phases)  # fmt: skip
+    store.close()
+
+
 def test_the_layout_is_left_out_of_a_structures_id_at_its_default() -> None:
     base = load_builtin("crafter-v0")
     assert not {"layout", "transcript_growth", "observation"} & base.content()["context"].keys()
