@@ -189,7 +189,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seeds", type=int, nargs="+", default=[9], help="one episode per seed and layout")
     parser.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
-    parser.add_argument("--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH] | rebuild")
+    parser.add_argument(
+        "--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH][:full] | rebuild"
+    )
     args = parser.parse_args()
     engine = LlamaCppEngine(bundled_model_path())
     t0 = time.perf_counter()

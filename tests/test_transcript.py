@@ -9,7 +9,13 @@ import json
 
 import pytest
 
-from automem.agent.prompt import PINNED_CHANGED_HEADER, PINNED_HEADER, UNCHANGED_ALL, UNCHANGED_REST
+from automem.agent.prompt import (
+    PINNED_CHANGED_HEADER,
+    PINNED_HEADER,
+    UNCHANGED_ALL,
+    UNCHANGED_REST,
+    observation_changes,
+)
 from automem.engines.base import Completion, Message
 from automem.games import make_game
 from automem.memory.structure import Structure, load_builtin
@@ -156,13 +162,12 @@ def test_an_appended_step_shows_the_parts_of_the_observation_that_changed(tmp_pa
         assert len(now) == len(before)
         assert parts == [p for p, old in zip(now, before, strict=True) if p != old]
         kinds.add("some")
+    game.close()
     assert "some" in kinds, "noop leaves the view alone but daylight moves: some parts change"
     store.close()
 
 
 def test_an_observation_whose_parts_do_not_line_up_is_shown_whole() -> None:
-    from automem.agent.prompt import observation_changes
-
     before = ["You see:\n- tree 2 steps to your north", "Your status:\n- food: 9/9"]
     assert observation_changes(before, ["You are sleeping.", *before]) == "\n\n".join(["You are sleeping.", *before])
     assert observation_changes(before, before) == UNCHANGED_ALL
