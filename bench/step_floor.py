@@ -12,7 +12,7 @@ calls per step, transcript rebuilds, the floor, the measured model time and wall
 model time / floor; then the transcript layout's gain over the rebuild layout as ratios.
 
     python bench/step_floor.py [--steps 50] [--games crafter minihack nethack] [--seeds 9 ...]
-                               [--layouts transcript[:GROWTH][:full] ... rebuild]
+                               [--layouts transcript[:GROWTH][:full][:keep] ... rebuild]
 """
 
 from __future__ import annotations
@@ -142,6 +142,8 @@ def with_layout(structure: Structure, layout: str) -> Structure:
     for option in options:
         if option in ("full", "changes"):
             data["context"]["observation"] = option
+        elif option in ("keep", "drop"):
+            data["context"]["past_turns"] = option
         else:
             data["context"]["transcript_growth"] = int(option)
     data["name"] = f"{structure.name}-{layout.replace(':', '-')}"
@@ -157,7 +159,7 @@ def episode_figures(store: Store, run_id: int, rates: Rates, wall: float) -> dic
         steps += played
         calls += store.calls_of(episode["id"])
         ends.append(played[-1]["progression"] if played else 0.0)
-        lengths = store.prompt_lengths(episode["id"])
+        lengths = store.step_prompt_tokens(episode["id"])
         rebuilds += sum(1 for a, b in zip(lengths, lengths[1:], strict=False) if b < a)
     n = max(len(steps), 1)
     new = sum(c["input_tokens"] - c["cached_tokens"] for c in calls)
@@ -190,7 +192,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[9], help="one episode per seed and layout")
     parser.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
     parser.add_argument(
-        "--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH][:full] | rebuild"
+        "--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH][:full][:keep] | rebuild"
     )
     args = parser.parse_args()
     engine = LlamaCppEngine(bundled_model_path())

@@ -53,9 +53,9 @@ class ScriptedEngine:
         pass
 
 
-def _structure(layout: str, growth: int = 100_000, observation: str = "changes") -> Structure:
+def _structure(layout: str, growth: int = 100_000, observation: str = "changes", past_turns: str = "drop") -> Structure:
     data = json.loads(load_builtin("crafter-v0").model_dump_json())
-    data["context"].update(layout=layout, transcript_growth=growth, observation=observation)
+    data["context"].update(layout=layout, transcript_growth=growth, observation=observation, past_turns=past_turns)
     data["helpers"] = []
     return Structure.model_validate(data)
 
@@ -76,8 +76,39 @@ def _is_prefix(a: list[Message], b: list[Message]) -> bool:
     return len(a) <= len(b) and b[: len(a)] == a
 
 
-def test_every_call_extends_the_one_before(tmp_path) -> None:
+_LOG = load_builtin("crafter-v0").phases[0].instructions.strip()
+
+
+def _step_firsts(engine: ScriptedEngine) -> list[str]:
+    """Each step's first user message as the step added it (with past_turns: drop the transcript
+    holds the steps before it in the same message; one conversation, no rebuild)."""
+    whole = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    return [whole[0]] + [now[len(before) - len(_LOG) :] for before, now in zip(whole, whole[1:], strict=False)]
+
+
+def test_each_step_extends_the_steps_before_without_their_turns(tmp_path) -> None:
     engine, store, _ = _play(tmp_path, _structure("transcript"), steps=8)
+    prompts = engine.prompts
+    firsts = [i for i, p in enumerate(prompts) if "Current observation:" in p[-1]["content"]]
+    assert len(firsts) == 8
+    for a, b in zip(firsts, firsts[1:], strict=False):
+        before, now = prompts[a], prompts[b]
+        # the system message, then one user message: the steps so far, then this step's
+        assert len(now) == 2 and now[0] == before[0]
+        assert before[1]["content"].endswith("\n\n" + _LOG)
+        assert now[1]["content"].startswith(before[1]["content"][: -len(_LOG)])
+        # within a step each call extends the one before
+        for x, y in zip(prompts[a:b], prompts[a + 1 : b], strict=False):
+            assert _is_prefix(x, y)
+    # no earlier answer is shown again; the outcome lines say what the steps did
+    last = prompts[firsts[-1]][1]["content"][: -len(_LOG)]
+    assert "DONE" not in last and "ACT noop" not in last and "upsert progress.md goal" not in last
+    assert "step 1: noop; noted upsert progress.md" in last
+    store.close()
+
+
+def test_past_turns_keep_makes_every_call_extend_the_one_before(tmp_path) -> None:
+    engine, store, _ = _play(tmp_path, _structure("transcript", past_turns="keep"), steps=8)
     prompts = engine.prompts
     assert len(prompts) > 16
     for before, after in zip(prompts, prompts[1:], strict=False):
@@ -90,7 +121,7 @@ def test_every_call_extends_the_one_before(tmp_path) -> None:
 
 def test_pinned_files_are_shown_again_only_when_they_changed(tmp_path) -> None:
     engine, store, _ = _play(tmp_path, _structure("transcript"), steps=5)
-    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    firsts = _step_firsts(engine)
     assert firsts[0].startswith(PINNED_HEADER) and "== strategy.md ==" in firsts[0]
     # step 1 wrote progress.md: step 2 shows it (and only it) again; step 2 wrote nothing
     assert firsts[2].startswith(PINNED_CHANGED_HEADER + "== progress.md ==\ngoal: reach step")
@@ -107,24 +138,27 @@ def test_pinned_files_are_shown_again_only_when_they_changed(tmp_path) -> None:
     store.close()
 
 
-def test_the_transcript_starts_again_past_its_budget(tmp_path) -> None:
-    engine, store, episode = _play(tmp_path, _structure("transcript", growth=300), steps=10)
-    lengths = store.prompt_lengths(episode)
-    drops = [i for i, (a, b) in enumerate(zip(lengths, lengths[1:], strict=False)) if b < a]
-    assert len(drops) >= 2, "growing ~100 tokens a step, a 300-token budget is passed every few steps"
-    for i in drops:
-        restart = engine.prompts[i + 1]
-        assert len(restart) == 2 and restart[1]["content"].startswith(PINNED_HEADER)
-        history = restart[1]["content"].split("Recent steps:\n")[1].split("\n\n")[0].splitlines()
-        steps_before = sum(1 for p in engine.prompts[: i + 1] if "Current observation:" in p[-1]["content"])
-        assert len(history) == min(4, steps_before)  # history_steps of the crafter-v0 structure
-    # the budget is kept: no conversation grows past its first step by more than it allows
-    sizes = [sum(len(m["content"]) for m in p) // 4 for p in engine.prompts]
-    starts = [0, *(i + 1 for i in drops)]
-    for start, end in zip(starts, [*starts[1:], len(sizes)], strict=True):
-        firsts = [i for i in range(start + 1, end) if "Current observation:" in engine.prompts[i][-1]["content"]]
-        first_step_end = (firsts[0] if firsts else end) - 1
-        assert max(sizes[start:end]) - sizes[first_step_end] <= 300 + 64
+@pytest.mark.parametrize("past_turns", ["drop", "keep"])
+def test_the_transcript_starts_again_past_its_budget(tmp_path, past_turns: str) -> None:
+    structure = _structure("transcript", growth=150, past_turns=past_turns)
+    engine, store, episode = _play(tmp_path, structure, steps=10)
+    lengths = store.step_prompt_tokens(episode)
+    firsts = [p for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert len(lengths) == len(firsts) == 10
+    restarts = [k for k in range(1, 10) if lengths[k] < lengths[k - 1]]
+    assert len(restarts) >= 2, "growing 30-100 tokens a step, a 150-token budget is passed every few steps"
+    for k in range(1, 10):
+        opening = firsts[k]
+        if k not in restarts:  # appended: the conversation holds the earlier steps
+            assert len(opening) > 2 or opening[1]["content"].count("Current observation:") > 1
+            continue
+        assert len(opening) == 2 and opening[1]["content"].startswith(PINNED_HEADER)
+        assert opening[1]["content"].count("Current observation:") == 1
+        history = opening[1]["content"].split("Recent steps:\n")[1].split("\n\n")[0].splitlines()
+        assert len(history) == min(4, k)  # history_steps of the crafter-v0 structure
+    # the budget is kept: no step's opening prompt is much past its conversation's first
+    for start, end in zip([0, *restarts], [*restarts, 10], strict=True):
+        assert max(lengths[start:end]) - lengths[start] <= 150 + 64
     store.close()
 
 
@@ -142,7 +176,7 @@ def _shown_observation(message: str) -> str:
 
 def test_an_appended_step_shows_the_parts_of_the_observation_that_changed(tmp_path) -> None:
     engine, store, episode = _play(tmp_path, _structure("transcript"), steps=12)
-    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    firsts = _step_firsts(engine)
     game = make_game("crafter")
     kinds = set()
     for step in range(1, 12):
@@ -178,7 +212,7 @@ def test_an_observation_whose_parts_do_not_line_up_is_shown_whole() -> None:
 
 def test_observation_full_shows_the_whole_observation_every_step(tmp_path) -> None:
     engine, store, episode = _play(tmp_path, _structure("transcript", observation="full"), steps=4)
-    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    firsts = _step_firsts(engine)
     for step, message in enumerate(firsts):
         assert _shown_observation(message) == store.step_observation(episode, step).strip()
     store.close()
@@ -195,13 +229,18 @@ def test_nle_observation_parts_keep_the_map_whole() -> None:
 
 
 def test_a_phase_reminder_replaces_its_instructions_in_appended_steps(tmp_path) -> None:
-    data = json.loads(_structure("transcript").model_dump_json())
+    data = json.loads(_structure("transcript", past_turns="keep").model_dump_json())
     data["phases"][0]["reminder"] = "LOG: one command, or DONE."
     engine, store, _ = _play(tmp_path, Structure.model_validate(data), steps=3)
     firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
     instructions = data["phases"][0]["instructions"].strip()
     assert firsts[0].endswith(instructions)  # the conversation's first step: the whole text
     assert all(f.endswith("LOG: one command, or DONE.") and instructions not in f for f in firsts[1:])
+    # a transcript that drops the turns no longer shows the instructions: every step carries them
+    engine, _, _ = _play(tmp_path / "drop", Structure.model_validate({**data, "context": {
+        **data["context"], "past_turns": "drop"}}), steps=3)  # fmt: skip
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert all(f.endswith(instructions) for f in firsts)
     # the built-ins have none: every step carries the whole instructions
     assert all(p.reminder is None for name in ("crafter-v0", "minihack-v0", "nethack-v0")
                for p in load_builtin(name).phases)  # fmt: skip
@@ -210,9 +249,10 @@ def test_a_phase_reminder_replaces_its_instructions_in_appended_steps(tmp_path) 
 
 def test_the_layout_is_left_out_of_a_structures_id_at_its_default() -> None:
     base = load_builtin("crafter-v0")
-    assert not {"layout", "transcript_growth", "observation"} & base.content()["context"].keys()
+    assert not {"layout", "transcript_growth", "observation", "past_turns"} & base.content()["context"].keys()
     assert _structure("rebuild").id != _structure("transcript").id
     assert _structure("transcript", observation="full").id != _structure("transcript").id
+    assert _structure("transcript", past_turns="keep").id != _structure("transcript").id
 
 
 @pytest.mark.model
@@ -225,5 +265,5 @@ def test_the_bundled_model_reads_appended_steps_from_its_cache(store: Store, eng
     later = [c for c in calls if c["step"] > 0]
     # after the first step each call's prompt is the last one plus a step's turns: served from cache
     assert sum(c["cached_tokens"] for c in later) / sum(c["input_tokens"] for c in later) > 0.85
-    assert store.prompt_lengths(episode["id"]) == sorted(store.prompt_lengths(episode["id"]))
+    assert store.step_prompt_tokens(episode["id"]) == sorted(store.step_prompt_tokens(episode["id"]))
     assert summary.steps == 5

@@ -79,6 +79,11 @@ def drain(gen: Generator[T, None, R], on_item: Callable[[T], None] | None = None
             on_item(item)
 
 
+def _with_instructions(context: str, instructions: str) -> str:
+    """A step's first user message: its context, then the phase's instructions."""
+    return f"{context}\n\n{instructions}" if instructions else context
+
+
 def _acted(event: TurnEvent, decision: StepChoice) -> bool:
     """Record a valid ACT as the step's action; True when the step is decided."""
     if isinstance(event.command, Act) and event.call is not None and event.call.valid:
@@ -142,6 +147,11 @@ class Agent:
         #: what each of the last few appended steps added to the transcript, in tokens
         self._growths: deque[int] = deque(maxlen=3)
         self._step_messages: tuple[int, list[Message]] | None = None
+        # past_turns "drop": the steps' first messages so far, this step's included (no instructions);
+        # the size of this step's first prompt; whether an engine call of this step failed
+        self._step_context = ""
+        self._step_first_tokens = 0
+        self._step_failed = False
         # the observation's parts as the transcript last holds them, and this step's
         self._observation_shown: list[str] = []
         self._step_observation: list[str] = []
@@ -267,6 +277,7 @@ class Agent:
     def _step_start(self, observation: str, notes: list[str]) -> tuple[list[Message], str]:
         """The conversation this step extends and its first user message (see agent.prompt)."""
         context = self.structure.context
+        self._step_failed = False
         pinned_now = {f.path: self.memory.read_text(f.path) for f in self.structure.pinned_files()}
         self._appended = (
             bool(self._transcript) and context.layout == "transcript" and context.history_steps > 0
@@ -278,31 +289,38 @@ class Agent:
             self._pinned_shown = pinned_now
             if context.observation == "changes" and self._observation_shown:
                 observation = observation_changes(self._observation_shown, self._step_observation)
-            user = step_context(
+            added = step_context(
                 pinned=pinned_block(self.structure, pinned_now, only=changed) if changed else "",
                 pinned_changed=True,
                 history=list(self.history)[-1:],
                 notes=notes,
                 observation=observation,
-                instructions=instructions,
+                instructions="",
             )
-            return list(self._transcript), user
+            if context.past_turns == "drop":
+                # the earlier steps' first messages and this one's are one message: the model's
+                # own earlier answers are not shown (the outcome lines say what the steps did)
+                self._step_context = self._transcript[-1]["content"] + "\n\n" + added
+                return [self._transcript[0]], _with_instructions(self._step_context, instructions)
+            return list(self._transcript), _with_instructions(added, instructions)
         if self._transcript:
             self.rebuilds += 1
         self._pinned_shown = pinned_now
         self._transcript_tokens = self._transcript_base = 0
-        user = step_context(
+        self._step_context = step_context(
             pinned=pinned_block(self.structure, pinned_now),
             history=list(self.history) if context.history_steps else [],
             notes=notes,
             observation=observation,
-            instructions=instructions,
+            instructions="",
         )
-        return [{"role": "system", "content": self.system}], user
+        return [{"role": "system", "content": self.system}], _with_instructions(self._step_context, instructions)
 
     def _instructions(self, phase: PhaseSpec) -> str:
-        """A phase's text for this step: its reminder in a step appended to a transcript."""
-        return (phase.reminder if self._appended and phase.reminder else phase.instructions).strip()
+        """A phase's text for this step: its reminder in a step appended to a transcript that keeps
+        the earlier steps' turns (one that drops them no longer shows the instructions)."""
+        remind = self._appended and phase.reminder and self.structure.context.past_turns == "keep"
+        return (phase.reminder if remind else phase.instructions).strip()
 
     def _too_long(self) -> bool:
         """Whether appending another step may take the transcript past its growth budget (or the
@@ -324,16 +342,22 @@ class Agent:
             return  # a person played the step before any model turn: the outcome line tells it
         messages = self._step_messages[1]
         self._step_messages = None
+        if self._step_failed:
+            return  # an engine error (a context overflow among the causes): the next step starts afresh
         while messages and messages[-1]["role"] != "assistant":
-            messages.pop()  # an engine error or a take-over left a question unanswered
+            messages.pop()  # a take-over left a question unanswered
         if len(messages) <= 1:
             return
+        keep = self.structure.context.past_turns == "keep"
+        # the transcript's size: all of this step's conversation, or its first prompt (the step's
+        # first message, less the instructions, is what a transcript that drops turns keeps)
+        size = self._last_prompt_tokens if keep else self._step_first_tokens
         if self._transcript_tokens:
-            self._growths.append(max(0, self._last_prompt_tokens - self._transcript_tokens))
+            self._growths.append(max(0, size - self._transcript_tokens))
         else:  # the conversation's first step: its size is where the growth budget starts
-            self._transcript_base = self._last_prompt_tokens
-        self._transcript_tokens = self._last_prompt_tokens
-        self._transcript = messages
+            self._transcript_base = size
+        self._transcript_tokens = size
+        self._transcript = messages if keep else [messages[0], {"role": "user", "content": self._step_context}]
         self._observation_shown = self._step_observation
 
     def decide(self, observation: str, step: int) -> StepChoice:
@@ -360,12 +384,15 @@ class Agent:
             self._engine_errors += 1
             messages.pop()
             self._transcript = []  # a context overflow among the causes: the next step starts afresh
+            self._step_failed = True
             decision.invalid += 1
             if self._engine_errors >= MAX_ENGINE_ERRORS:
                 raise AgentError(f"engine failed {self._engine_errors} times in a row: {exc}") from exc
             return TurnEvent(phase.kind, turn, None, None, None, f"(engine error: {exc})")
         self._engine_errors = 0
         decision.model_s += completion.latency_s
+        if not decision.calls:
+            self._step_first_tokens = completion.input_tokens or sum(len(m["content"]) for m in messages) // 3
         # prompt + answer: what the next call of this conversation starts from; an engine that
         # reports no token counts is measured at 3 characters per token (English runs ~4)
         self._last_prompt_tokens = (

@@ -9,14 +9,24 @@ cache serves everything but the newest turn):
   user       its result + what to do next
   ...        (LOG turns, then PLAN turns, in the same conversation)
 
-With the ``transcript`` layout (``context.layout``) the next step is appended to the same
-conversation: its first message carries the previous step's outcome line, the pinned files that
-changed since they were last shown, the parts of the observation that changed (``context.
-observation``), and the helpers' notes and phase text; nothing before
-it is rendered again, so the whole prefix is served from cache. Once a step could take the
-conversation more than ``context.transcript_growth`` tokens past its first step it is rebuilt as
-above (all pinned files, ``history_steps`` recent steps). With the ``rebuild`` layout every step
-starts again after the system message.
+With the ``transcript`` layout (``context.layout``) the next step is added to the same
+conversation: what it adds carries the previous step's outcome line, the pinned files that changed
+since they were last shown, the parts of the observation that changed (``context.observation``),
+and the helpers' notes; the phase text follows. With ``context.past_turns: drop`` (the default)
+the earlier steps' turns are left out: the steps so far are one user message, each step's part
+appended to it, and the conversation is that message and this step's turns:
+
+  system     (as above)
+  user       step 0's part / step 1's part / ... / this step's part / phase text
+  assistant  one command
+  ...        (this step's turns only)
+
+so the model never sees its own earlier answers (a small model repeats them) and the cache still
+serves everything up to this step's part. With ``keep`` every turn stays and each step's part is
+a new user message after them. Once a step could take the conversation more than
+``context.transcript_growth`` tokens past its first step it is rebuilt as above (all pinned files,
+``history_steps`` recent steps). With the ``rebuild`` layout every step starts again after the
+system message.
 """
 
 from __future__ import annotations
@@ -112,6 +122,7 @@ PINNED_CHANGED_HEADER = "Memory (pinned files, changed):\n"
 _PINNED_FILE = re.compile(r"^== (.+) ==$", re.MULTILINE)
 #: what follows the pinned block in a step's first user message (see ``step_context``)
 _AFTER_PINNED = ("\n\nRecent steps:\n", "\n\nCurrent observation:\n")
+_PINNED_HEADERS = re.compile(f"{re.escape(PINNED_HEADER)}|{re.escape(PINNED_CHANGED_HEADER)}")
 
 
 def pinned_block(structure: Structure, contents: Mapping[str, str | None], only: set[str] | None = None) -> str:
@@ -126,14 +137,13 @@ def pinned_block(structure: Structure, contents: Mapping[str, str | None], only:
 
 
 def pinned_sections(text: str) -> dict[str, str]:
-    """The pinned files a user message shows, by path (their text as shown): what ``step_context``
-    wrote between a pinned header and the next part."""
+    """The pinned files a user message shows, by path (their text as shown, the latest where it
+    shows a file more than once): what ``step_context`` wrote between a pinned header and the next
+    part."""
     out: dict[str, str] = {}
-    for header in (PINNED_HEADER, PINNED_CHANGED_HEADER):
-        start = text.find(header)
-        if start < 0:
-            continue
-        body = text[start + len(header) :]
+    # a transcript that drops turns holds several steps' blocks in one message: the later one wins
+    for header in _PINNED_HEADERS.finditer(text):
+        body = text[header.end() :]
         body = body[: min((i for i in (body.find(m) for m in _AFTER_PINNED) if i >= 0), default=len(body))]
         marks = list(_PINNED_FILE.finditer(body))
         for mark, following in zip(marks, [*marks[1:], None], strict=True):
@@ -180,5 +190,6 @@ def step_context(
     parts.append("Current observation:\n" + observation.strip())
     if notes:
         parts.append("Notes:\n" + "\n".join(f"! {n}" for n in notes))
-    parts.append(instructions.strip())
+    if instructions.strip():
+        parts.append(instructions.strip())
     return "\n\n".join(parts)

@@ -139,11 +139,18 @@ class ContextSpec(_Strict):
     #: step before (the transcript holds the rest, so the model has the same information; the
     #: observation is most of a step's new tokens), or ``full``, all of it every step
     observation: Literal["changes", "full"] = "changes"
+    #: what the transcript keeps of an earlier step: ``drop``, its first message only (the outcome
+    #: line, the observation, the notes; the next step's outcome line says what it did), so the
+    #: model sees what the rebuild layout shows it, plus the earlier observations; ``keep``, every
+    #: turn, the model's own earlier answers among them. With ``keep`` the bundled 135M model
+    #: repeats its earlier answers (a DONE once said is said every step after): it used its memory
+    #: 40% less than with the rebuild layout on Crafter seeds 42-51 (docs/speed.md)
+    past_turns: Literal["drop", "keep"] = "drop"
 
 
 #: fields added after structures were first stored: left out of the content hash at their default,
 #: so a structure stored before keeps its id
-_LATER_CONTEXT_FIELDS = ("layout", "transcript_growth", "observation")
+_LATER_CONTEXT_FIELDS = ("layout", "transcript_growth", "observation", "past_turns")
 
 
 class Prompts(_Strict):

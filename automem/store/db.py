@@ -373,11 +373,13 @@ class Store(TrajectoryReads, JobRows, OptimizationRows, TrainingRows, PipelineRo
         ).fetchall()
         return [{"step": r[0], "prompt": r[1], "input_tokens": r[2]} for r in rows]
 
-    def prompt_lengths(self, episode_id: int) -> list[int]:
-        """How many messages each of an episode's model calls sent, in order (a transcript that
-        starts again shows as a drop)."""
+    def step_prompt_tokens(self, episode_id: int) -> list[int]:
+        """The prompt tokens of each step's first model call, in step order: within a transcript
+        they grow step by step, so a transcript that starts again shows as a drop."""
         rows = self.db.execute(
-            "SELECT json_array_length(prompt_refs) FROM llm_calls WHERE episode_id = ? ORDER BY id", [episode_id]
+            "SELECT input_tokens FROM llm_calls WHERE id IN "
+            "(SELECT MIN(id) FROM llm_calls WHERE episode_id = ? GROUP BY step) ORDER BY step",
+            [episode_id],
         ).fetchall()
         return [int(r[0] or 0) for r in rows]
 
