@@ -16,7 +16,7 @@ from automem.agent.prompt import (
     UNCHANGED_REST,
     observation_changes,
 )
-from automem.engines.base import Completion, Message
+from automem.engines.base import Completion, EngineError, Message
 from automem.games import make_game
 from automem.memory.structure import Structure, load_builtin
 from automem.runs import RunConfig, execute_run
@@ -267,3 +267,36 @@ def test_the_bundled_model_reads_appended_steps_from_its_cache(store: Store, eng
     assert sum(c["cached_tokens"] for c in later) / sum(c["input_tokens"] for c in later) > 0.85
     assert store.step_prompt_tokens(episode["id"]) == sorted(store.step_prompt_tokens(episode["id"]))
     assert summary.steps == 5
+
+
+class _FailsOnce(ScriptedEngine):
+    """Fails the first call of step 3 (as an overflowing context would), then answers again."""
+
+    failed: list[Message] | None = None
+
+    def complete(self, messages, **kwargs) -> Completion:
+        if "Current observation:" in messages[-1]["content"] and self.step == 2 and self.failed is None:
+            self.failed = [dict(m) for m in messages]
+            raise EngineError("context overflow")
+        return super().complete(messages, **kwargs)
+
+
+@pytest.mark.parametrize("past_turns", ["drop", "keep"])
+def test_a_step_whose_call_failed_is_not_kept_and_the_next_starts_afresh(tmp_path, past_turns: str) -> None:
+    structure = _structure("transcript", past_turns=past_turns)
+    store = Store(tmp_path / "t.db")
+    run = store.create_run(name="t", game="crafter", task=None, structure_id=store.save_structure(structure),
+                           engine="scripted", memory_engine=None, config={})  # fmt: skip
+    engine = _FailsOnce()
+    runner = EpisodeRunner.start(store=store, run_id=run, game=make_game("crafter"), structure=structure,
+                                 engine=engine, seed=1, memory_dir=tmp_path / "mem", max_steps=6)  # fmt: skip
+    for _ in runner.steps():
+        pass
+    store.close()
+    assert engine.failed is not None
+    # steps 0, 1, 2, 4, 5 (step 3's first call failed; its later turns carry the error instead)
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert len(firsts) == 5
+    appended = [f.count("Current observation:") > 1 or not f.startswith(PINNED_HEADER) for f in firsts]
+    # step 4 starts afresh (all pinned files, one observation); steps 1, 2 and 5 were appended
+    assert appended == [False, True, True, False, True]
