@@ -303,6 +303,19 @@ def test_the_forced_start_keeps_the_language_exactly(cfg: Config, data: st.DataO
     assert check_sentence(joined.rstrip("\n"), cfg) == parse_command(joined)
 
 
+def test_str_replace_old_text_has_its_own_cap() -> None:
+    """Before its '=>' a str_replace cut at the token budget cannot be parsed: its old text gets a
+    cap of its own, and the agent sets it from the turn's budget at one character per token."""
+    g = build_grammar(verbs={V.STR_REPLACE}, paths=["map.md"], actions=[], allow_done=True, allow_act=False,
+                      allow_new_paths=False, max_text_chars=40, max_old_chars=10)  # fmt: skip
+    pattern = re.compile(gbnf_to_regex(g))
+    assert pattern.fullmatch("str_replace map.md: " + "1" * 10 + " => " + "x" * 40)
+    assert not pattern.fullmatch("str_replace map.md: " + "1" * 11 + " => x")
+    with pytest.raises(ValueError):
+        build_grammar(verbs={V.STR_REPLACE}, paths=["map.md"], actions=[], allow_done=True, allow_act=False,
+                      allow_new_paths=False, max_old_chars=0)  # fmt: skip
+
+
 def test_outside_sentences_do_not_match() -> None:
     cfg = CONFIGS[2]  # read verbs only, no DONE, no new paths, 120 chars
     pattern = re.compile(gbnf_to_regex(cfg.grammar()))
@@ -464,3 +477,32 @@ def test_bundled_model_writes_valid_commands_under_the_grammar(engine) -> None:
             ]
             text = engine.complete(messages, grammar=grammar, max_tokens=64, seed=seed).text
             check_sentence(text, cfg)
+
+
+def test_the_agent_caps_the_old_text_by_the_turn_budget(tmp_path: Path) -> None:
+    from automem.agent.loop import Agent
+    from automem.games import make_game
+    from automem.memory.folder import MemoryFolder
+    from automem.memory.structure import load_builtin
+
+    structure = load_builtin("crafter-v0")
+    game = make_game("crafter")
+
+    class _Engine:
+        name = model = "grammar-only"
+        supports_grammar = True
+
+    try:
+        agent = Agent(structure, game, _Engine(), MemoryFolder(tmp_path, structure.memory_limits()))  # type: ignore[arg-type]
+        found = agent._grammar(_Engine(), frozenset(structure.verbs()), True, False, 48)
+    finally:
+        game.close()
+    assert found is not None
+    longest = max(len(f.path) for f in structure.files)
+    cap = 48 - (len("str_replace ") + longest + len(": ") + len(" =>"))
+    pattern = re.compile(gbnf_to_regex(found[0]))
+    path = next(f.path for f in structure.files if not f.read_only)
+    assert pattern.fullmatch(f"str_replace {path}: " + "1" * cap + " => x")
+    assert not pattern.fullmatch(f"str_replace {path}: " + "1" * (cap + 1) + " => x")
+    # a whole str_replace head and old text fit the 48 tokens even at one character per token
+    assert len(f"str_replace {path}: ") + cap + len(" =>") <= 48

@@ -176,7 +176,12 @@ class Agent:
         paths = self._paths()
         # text longer than the token budget would be cut mid-command; ~2 chars per token is safe
         text_cap = max(8, min(self.structure.operations.max_text_chars, max_tokens * 2))
-        key = (verbs, allow_done, allow_act, tuple(paths), text_cap)
+        # except before str_replace's '=>': cut there, the command cannot be parsed (digits and
+        # punctuation run one character per token). A token holds at least one character, so the
+        # old text gets what the budget leaves after the longest command head at that rate
+        head = len("str_replace ") + max((len(p) for p in paths), default=0) + len(": ") + len(" =>")
+        old_cap = max(8, min(text_cap, max_tokens - head))
+        key = (verbs, allow_done, allow_act, tuple(paths), text_cap, old_cap)
         found = self._grammars.get(key)
         if found is None:
             settings = {
@@ -187,7 +192,8 @@ class Agent:
                 "allow_act": allow_act,
                 "allow_new_paths": self.structure.operations.allow_new_files,
             }
-            found = (build_grammar(**settings, max_text_chars=text_cap), forced_start(**settings))
+            grammar = build_grammar(**settings, max_text_chars=text_cap, max_old_chars=old_cap)
+            found = (grammar, forced_start(**settings))
             self._grammars[key] = found
         return found
 

@@ -97,6 +97,7 @@ def build_grammar(
     allow_act: bool,
     allow_new_paths: bool,
     max_text_chars: int = 120,
+    max_old_chars: int | None = None,
 ) -> str:
     """A GBNF grammar (root rule ``root``) for one command line, optionally ending in a newline.
 
@@ -104,11 +105,13 @@ def build_grammar(
     str_replace, insert, delete, rename) are left out while there is none; search and count can
     always use ``*``. With ``allow_new_paths`` the writing verbs (append, write, create, upsert,
     and rename's target) may also name a new ``[a-z0-9_]{1,24}`` file ending in .md or .txt.
+    Free texts hold at most ``max_text_chars`` characters; str_replace's old text at most
+    ``max_old_chars`` (default: the same).
     Raises ValueError if a path or action cannot be written in a command, ``allow_act`` comes
     without actions, or nothing at all would be allowed.
     """
-    if max_text_chars < 1:
-        raise ValueError("max_text_chars must be at least 1")
+    if max_text_chars < 1 or (max_old_chars is not None and max_old_chars < 1):
+        raise ValueError("max_text_chars and max_old_chars must be at least 1")
     verbs = {Verb(v) for v in verbs}
     known = list(dict.fromkeys(paths))
     for p in known:
@@ -179,7 +182,7 @@ def build_grammar(
         rules["text-first"] = f'{gbnf_class(_TEXT - {" "})} | "\\\\n"'
         rules["text-char"] = f'{gbnf_class(_TEXT)} | "\\\\n"'
     if "old" in needed:  # the old text of str_replace cannot hold '=' (the '=>' separator)
-        rules["old"] = f"old-first{_repeat('old-char', 0, n - 1)}"
+        rules["old"] = f"old-first{_repeat('old-char', 0, (max_old_chars or n) - 1)}"
         rules["old-first"] = f'{gbnf_class(_TEXT - {" ", "="})} | "\\\\n"'
         rules["old-char"] = f'{gbnf_class(_TEXT - {"="})} | "\\\\n"'
     if "key" in needed:
