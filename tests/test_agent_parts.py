@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from automem.agent.loop import resolve_fallback
-from automem.agent.prompt import describe_actions, step_context, system_prompt
+from automem.agent.prompt import describe_actions, step_context, system_prompt, with_instructions
 from automem.games.base import ActionSpec
 from automem.memory.structure import load_builtin
 
@@ -25,8 +25,8 @@ def test_system_prompt_fills_placeholders_from_game_and_structure() -> None:
 
 
 def test_step_context_orders_stable_to_volatile() -> None:
-    text = step_context(
-        pinned="== a.md ==\nx", history=["step 0: noop"], notes=["stuck"], observation="OBS", instructions="LOG: go"
+    text = with_instructions(
+        step_context(pinned="== a.md ==\nx", history=["step 0: noop"], notes=["stuck"], observation="OBS"), "LOG: go"
     )
     order = [text.index(k) for k in ("Memory (pinned", "Recent steps", "Current observation", "! stuck", "LOG: go")]
     assert order == sorted(order)

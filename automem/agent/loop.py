@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from automem.agent.prompt import observation_changes, pinned_block, step_context, system_prompt
+from automem.agent.prompt import observation_changes, pinned_block, step_context, system_prompt, with_instructions
 from automem.engines.base import Completion, Engine, EngineError, Message
 from automem.errors import AutomemError
 from automem.games.base import Game
@@ -77,11 +77,6 @@ def drain(gen: Generator[T, None, R], on_item: Callable[[T], None] | None = None
             return stop.value
         if on_item is not None:
             on_item(item)
-
-
-def _with_instructions(context: str, instructions: str) -> str:
-    """A step's first user message: its context, then the phase's instructions."""
-    return f"{context}\n\n{instructions}" if instructions else context
 
 
 def _acted(event: TurnEvent, decision: StepChoice) -> bool:
@@ -301,14 +296,13 @@ class Agent:
                 history=list(self.history)[-1:],
                 notes=notes,
                 observation=observation,
-                instructions="",
             )
             if context.past_turns == "drop":
                 # the earlier steps' first messages and this one's are one message: the model's
                 # own earlier answers are not shown (the outcome lines say what the steps did)
                 self._step_context = self._transcript[-1]["content"] + "\n\n" + added
-                return [self._transcript[0]], _with_instructions(self._step_context, instructions)
-            return list(self._transcript), _with_instructions(added, instructions)
+                return [self._transcript[0]], with_instructions(self._step_context, instructions)
+            return list(self._transcript), with_instructions(added, instructions)
         if self._transcript:
             self.rebuilds += 1
         self._pinned_shown = pinned_now
@@ -318,9 +312,8 @@ class Agent:
             history=list(self.history) if context.history_steps else [],
             notes=notes,
             observation=observation,
-            instructions="",
         )
-        return [{"role": "system", "content": self.system}], _with_instructions(self._step_context, instructions)
+        return [{"role": "system", "content": self.system}], with_instructions(self._step_context, instructions)
 
     def _instructions(self, phase: PhaseSpec) -> str:
         """A phase's text for this step: its reminder in a step appended to a transcript that keeps

@@ -177,11 +177,11 @@ def step_context(
     history: list[str],
     notes: list[str],
     observation: str,
-    instructions: str,
     pinned_changed: bool = False,
 ) -> str:
-    """A step's first user message; ``pinned_changed``: the pinned block holds only the files that
-    changed since the transcript last showed them."""
+    """A step's part of its first user message, the phase text left for ``with_instructions``
+    (a transcript that drops past turns keeps the part without it); ``pinned_changed``: the pinned
+    block holds only the files that changed since the transcript last showed them."""
     parts = []
     if pinned:
         parts.append((PINNED_CHANGED_HEADER if pinned_changed else PINNED_HEADER) + pinned)
@@ -190,6 +190,10 @@ def step_context(
     parts.append("Current observation:\n" + observation.strip())
     if notes:
         parts.append("Notes:\n" + "\n".join(f"! {n}" for n in notes))
-    if instructions.strip():
-        parts.append(instructions.strip())
     return "\n\n".join(parts)
+
+
+def with_instructions(context: str, instructions: str) -> str:
+    """A step's first user message: its context (``step_context``), then the phase's text."""
+    instructions = instructions.strip()
+    return f"{context}\n\n{instructions}" if instructions else context
