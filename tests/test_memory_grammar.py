@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from automem.memory import Act, Done, Operation, ParseError, Verb, build_grammar, format_command, parse_command
-from automem.memory.grammar import NEW_PATH_CHARS, forced_start, gbnf_class, gbnf_literal
+from automem.memory.grammar import NEW_PATH_CHARS, forced_start, gbnf_class, gbnf_literal, number_up_to
 
 V = Verb
 TARGET_VERBS = {V.APPEND, V.WRITE, V.CREATE, V.UPSERT}  # verbs whose path may be a new name
@@ -506,3 +506,61 @@ def test_the_agent_caps_the_old_text_by_the_turn_budget(tmp_path: Path) -> None:
     assert not pattern.fullmatch(f"str_replace {path}: " + "1" * (cap + 1) + " => x")
     # a whole str_replace head and old text fit the 48 tokens even at one character per token
     assert len(f"str_replace {path}: ") + cap + len(" =>") <= 48
+
+
+@pytest.mark.parametrize("high", [1, 2, 9, 10, 11, 19, 20, 31, 99, 100, 101, 205, 990, 999])
+def test_number_up_to_writes_exactly_the_numbers_from_one(high: int) -> None:
+    pattern = re.compile(gbnf_to_regex(f"root ::= {number_up_to(high)}\n"))
+    numbers = [str(k) for k in range(1, 1000)]
+    assert [k for k in numbers if pattern.fullmatch(k)] == numbers[:high]
+    assert not any(pattern.fullmatch(s) for s in ("0", "01", "007", "1000", ""))
+    with pytest.raises(ValueError):
+        number_up_to(0)
+
+
+def test_an_insert_names_a_line_the_file_takes() -> None:
+    """With the files' line counts an insert names a line from 1 to one past the end (the folder
+    refuses any other after the model paid for writing it); a file without a count keeps 1-999."""
+    g = build_grammar(verbs={V.INSERT, V.VIEW}, paths=["map.md", "plan.md", "x.md"], actions=[], allow_done=True,
+                      allow_act=False, allow_new_paths=False, max_text_chars=20,
+                      insert_lines={"map.md": 0, "plan.md": 11})  # fmt: skip
+    pattern = re.compile(gbnf_to_regex(g))
+    assert pattern.fullmatch("insert map.md 1: water") and not pattern.fullmatch("insert map.md 2: water")
+    assert all(pattern.fullmatch(f"insert plan.md {k}: x") for k in range(1, 13))
+    assert not pattern.fullmatch("insert plan.md 13: x") and not pattern.fullmatch("insert plan.md 0: x")
+    assert pattern.fullmatch("insert x.md 999: x") and pattern.fullmatch("view plan.md 40-999")
+    assert parse_command("insert plan.md 12: x") == Operation(V.INSERT, "plan.md", line=12, text="x")
+
+
+def test_the_agent_offers_the_lines_each_file_takes_now(tmp_path: Path) -> None:
+    from automem.agent.loop import Agent
+    from automem.games import make_game
+    from automem.memory.folder import MemoryFolder
+    from automem.memory.structure import load_builtin
+
+    structure = load_builtin("crafter-v0")
+    game = make_game("crafter")
+
+    class _Engine:
+        name = model = "grammar-only"
+        supports_grammar = True
+
+    verbs = frozenset(structure.verbs())
+    try:
+        agent = Agent(structure, game, _Engine(), MemoryFolder(tmp_path, structure.memory_limits()))  # type: ignore[arg-type]
+
+        def pattern() -> re.Pattern[str]:
+            found = agent._grammar(_Engine(), verbs, True, False, 48)
+            assert found is not None
+            return re.compile(gbnf_to_regex(found[0]))
+
+        assert pattern().fullmatch("insert map.md 1: x") and not pattern().fullmatch("insert map.md 2: x")
+        # the model's write: the next grammar knows the file has a line
+        agent._apply(parse_command("append map.md: water east"), structure.phases[0], verbs, True, False)
+        assert pattern().fullmatch("insert map.md 2: x") and not pattern().fullmatch("insert map.md 3: x")
+        # a person's edit, told to the agent as the TUI does
+        agent.memory.execute(parse_command("write map.md: a\\nb\\nc"))
+        agent.memory_changed()
+        assert pattern().fullmatch("insert map.md 4: x") and not pattern().fullmatch("insert map.md 5: x")
+    finally:
+        game.close()

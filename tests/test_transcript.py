@@ -10,6 +10,7 @@ import json
 import pytest
 
 from automem.agent.prompt import (
+    PHASES_HEADER,
     PINNED_CHANGED_HEADER,
     PINNED_HEADER,
     UNCHANGED_ALL,
@@ -76,7 +77,10 @@ def _is_prefix(a: list[Message], b: list[Message]) -> bool:
     return len(a) <= len(b) and b[: len(a)] == a
 
 
-_LOG = load_builtin("crafter-v0").phases[0].instructions.strip()
+#: what ends each step of crafter-v0 with its past turns dropped: the LOG phase's reminder (the
+#: system message holds the full instructions)
+_LOG = (load_builtin("crafter-v0").phases[0].reminder or "").strip()
+assert _LOG
 
 
 def _step_firsts(engine: ScriptedEngine) -> list[str]:
@@ -231,19 +235,34 @@ def test_nle_observation_parts_keep_the_map_whole() -> None:
 def test_a_phase_reminder_replaces_its_instructions_in_appended_steps(tmp_path) -> None:
     data = json.loads(_structure("transcript", past_turns="keep").model_dump_json())
     data["phases"][0]["reminder"] = "LOG: one command, or DONE."
+    data["phases"][1]["reminder"] = None  # a phase without one, below
     engine, store, _ = _play(tmp_path, Structure.model_validate(data), steps=3)
     firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
     instructions = data["phases"][0]["instructions"].strip()
     assert firsts[0].endswith(instructions)  # the conversation's first step: the whole text
     assert all(f.endswith("LOG: one command, or DONE.") and instructions not in f for f in firsts[1:])
-    # a transcript that drops the turns no longer shows the instructions: every step carries them
+    assert all(PHASES_HEADER not in p[0]["content"] for p in engine.prompts)
+    # a transcript that drops the turns would never show the instructions again: the system message
+    # holds them, cached once, and every step says the reminder, the first one too
     engine, _, _ = _play(tmp_path / "drop", Structure.model_validate({**data, "context": {
         **data["context"], "past_turns": "drop"}}), steps=3)  # fmt: skip
     firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
-    assert all(f.endswith(instructions) for f in firsts)
-    # the built-ins have none: every step carries the whole instructions
-    assert all(p.reminder is None for name in ("crafter-v0", "minihack-v0", "nethack-v0")
-               for p in load_builtin(name).phases)  # fmt: skip
+    assert len(firsts) == 3 and all(f.endswith("LOG: one command, or DONE.") for f in firsts)
+    assert all(instructions not in m["content"] for p in engine.prompts for m in p[1:])
+    held = f"{PHASES_HEADER}\n{instructions}"
+    assert all(p[0]["content"].endswith(held) for p in engine.prompts)
+    # the PLAN phase has no reminder: its whole text every step, and not in the system message
+    plan = data["phases"][1]["instructions"].strip()
+    assert plan not in engine.prompts[0][0]["content"] and any(plan in m["content"] for m in engine.prompts[-1])
+    # the rebuild layout starts every step afresh: the whole text every step
+    engine, _, _ = _play(tmp_path / "rebuild", Structure.model_validate({**data, "context": {
+        **data["context"], "layout": "rebuild"}}), steps=2)  # fmt: skip
+    firsts = [p[-1]["content"] for p in engine.prompts if "Current observation:" in p[-1]["content"]]
+    assert all(f.endswith(instructions) for f in firsts) and PHASES_HEADER not in engine.prompts[0][0]["content"]
+    # crafter-v0's phases have reminders (its system message holds the full texts); the other
+    # built-ins have none, so their steps carry the whole instructions
+    assert all(p.reminder for p in load_builtin("crafter-v0").phases)
+    assert all(p.reminder is None for name in ("minihack-v0", "nethack-v0") for p in load_builtin(name).phases)
     store.close()
 
 

@@ -9,7 +9,14 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from automem.agent.prompt import observation_changes, pinned_block, step_context, system_prompt, with_instructions
+from automem.agent.prompt import (
+    observation_changes,
+    phases_text,
+    pinned_block,
+    step_context,
+    system_prompt,
+    with_instructions,
+)
 from automem.engines.base import Completion, Engine, EngineError, Message
 from automem.errors import AutomemError
 from automem.games.base import Game
@@ -119,6 +126,9 @@ class Agent:
             actions=game.actions,
             fallback=self.fallback,
         )
+        if self._reminders_held():
+            # the full texts are cached once with the system message; each step says the reminders
+            self.system += "\n\n" + phases_text(structure.phases)
         self.helpers: list[Helper] = make_helpers([(h.name, h.params) for h in structure.helpers], game.name)
         self._helper_memory = HelperMemory(memory)
         #: what helpers wrote while building this step's notes, until the step takes them
@@ -130,6 +140,7 @@ class Agent:
         self._engine_errors = 0
         self._grammars: dict[tuple[object, ...], str] = {}
         self._known_paths: list[str] | None = None
+        self._lines: dict[str, int] | None = None
         #: the step being decided (front ends that take over mid-step keep what it already did)
         self.current: StepChoice | None = None
         # the transcript layout: the conversation so far, the pinned files as it last showed them,
@@ -162,6 +173,14 @@ class Agent:
             self._known_paths = sorted(known)
         return self._known_paths
 
+    def _line_counts(self) -> dict[str, int]:
+        """Each file's lines (a file not written yet has none), for the lines an insert may name;
+        cached until a write (a person's or a helper's too)."""
+        if self._lines is None:
+            self._lines = {p: 0 for p in self._paths()}
+            self._lines.update((p, n) for p, n, _ in self.memory.listing())
+        return self._lines
+
     def _grammar(
         self, engine: Engine, verbs: frozenset[Verb], allow_done: bool, allow_act: bool, max_tokens: int
     ) -> tuple[str, ForcedStart | None] | None:
@@ -176,7 +195,8 @@ class Agent:
         # old text gets what the budget leaves after the longest command head at that rate
         head = len("str_replace ") + max((len(p) for p in paths), default=0) + len(": ") + len(" =>")
         old_cap = max(8, min(text_cap, max_tokens - head))
-        key = (verbs, allow_done, allow_act, tuple(paths), text_cap, old_cap)
+        lines = self._line_counts() if Verb.INSERT in verbs else {}
+        key = (verbs, allow_done, allow_act, tuple(paths), text_cap, old_cap, tuple(sorted(lines.items())))
         found = self._grammars.get(key)
         if found is None:
             settings = {
@@ -187,7 +207,7 @@ class Agent:
                 "allow_act": allow_act,
                 "allow_new_paths": self.structure.operations.allow_new_files,
             }
-            grammar = build_grammar(**settings, max_text_chars=text_cap, max_old_chars=old_cap)
+            grammar = build_grammar(**settings, max_text_chars=text_cap, max_old_chars=old_cap, insert_lines=lines)
             found = (grammar, forced_start(**settings))
             self._grammars[key] = found
         return found
@@ -232,7 +252,7 @@ class Agent:
             rec.args = {**rec.args, "helper": name}
             self._helper_ops.append(rec)
         if self._helper_ops:
-            self._known_paths = None  # a helper may have created a file the grammar should offer
+            self._known_paths = self._lines = None  # a helper may have created or grown a file
         return out
 
     def take_helper_ops(self) -> list[OpRecord]:
@@ -315,11 +335,24 @@ class Agent:
         )
         return [{"role": "system", "content": self.system}], with_instructions(self._step_context, instructions)
 
+    def _reminders_held(self) -> bool:
+        """Whether the system message holds the phases' full instructions, so that every step says
+        their reminders: a transcript that drops past turns would otherwise never show them again."""
+        context = self.structure.context
+        return (
+            context.layout == "transcript"
+            and context.past_turns == "drop"
+            and any(p.reminder for p in self.structure.phases)
+        )
+
     def _instructions(self, phase: PhaseSpec) -> str:
         """A phase's text for this step: its reminder in a step appended to a transcript that keeps
-        the earlier steps' turns (one that drops them no longer shows the instructions)."""
-        remind = self._appended and phase.reminder and self.structure.context.past_turns == "keep"
-        return (phase.reminder if remind else phase.instructions).strip()
+        the earlier steps' turns, or in every step when the system message holds the full text."""
+        if phase.reminder and (
+            self._reminders_held() or (self._appended and self.structure.context.past_turns == "keep")
+        ):
+            return phase.reminder.strip()
+        return phase.instructions.strip()
 
     def _too_long(self) -> bool:
         """Whether appending another step may take the transcript past its growth budget (or the
@@ -489,11 +522,13 @@ class Agent:
         result = self.memory.execute(command)
         if result.ok and (command.verb in (Verb.RENAME, Verb.DELETE) or command.path not in (self._known_paths or ())):
             self._known_paths = None
+        if result.ok and command.verb not in READ_VERBS:
+            self._lines = None
         return command, f"{result.message}\n{hint}", result, True
 
     def memory_changed(self) -> None:
-        """A person changed the folder: the grammar's list of paths must be rebuilt."""
-        self._known_paths = None
+        """A person changed the folder: the grammar's paths and line counts must be rebuilt."""
+        self._known_paths = self._lines = None
 
     def match_action(self, text: str) -> str | None:
         """The game action ``text`` names (exact, or forgiving case and punctuation), if any."""

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 
 from automem.games.base import ActionSpec
 from automem.memory.ops import Verb
-from automem.memory.structure import FileSpec, Structure
+from automem.memory.structure import FileSpec, PhaseSpec, Structure
 
 #: how each verb is written; shown to the model for the enabled verbs only
 VERB_SYNTAX: Mapping[Verb, str] = {
@@ -114,6 +114,16 @@ def system_prompt(
         "fallback": fallback,
     }
     return render_template(structure.prompts.system, values).strip()
+
+
+#: heads the phases' full instructions where the system message holds them (``phases_text``)
+PHASES_HEADER = "Each step, the phases in order:"
+
+
+def phases_text(phases: list[PhaseSpec]) -> str:
+    """The full instructions of the phases that have a reminder, for the system message: a
+    transcript that drops its past turns says only the reminders in each step."""
+    return "\n".join([PHASES_HEADER, *(p.instructions.strip() for p in phases if p.reminder)])
 
 
 PINNED_HEADER = "Memory (pinned files):\n"

@@ -8,6 +8,7 @@ only escape; it never starts with a space, so what the model writes is what gets
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from automem.memory.ops import Operation, Verb
@@ -64,6 +65,24 @@ def _repeat(rule: str, low: int, high: int) -> str:
     return f" {rule}{{{low},{high}}}"
 
 
+def number_up_to(high: int) -> str:
+    """A GBNF expression for the numbers 1..``high`` written without leading zeros (``high`` at
+    least 1 and at most NUMBER_DIGITS digits): the shorter numbers, then digit by digit those of
+    ``high``'s length that stay at or below it."""
+    top = str(high)
+    if not 1 <= high < 10**NUMBER_DIGITS:
+        raise ValueError(f"high must be 1-{10**NUMBER_DIGITS - 1}, got {high}")
+    alternatives = ["[1-9]" + "[0-9]" * (length - 1) for length in range(1, len(top))]
+    for i, digit in enumerate(top):
+        low, below = (1 if i == 0 else 0), int(digit) - 1
+        if below >= low:
+            head = f"{gbnf_literal(top[:i])} " if i else ""
+            tail = "[0-9]" * (len(top) - i - 1)
+            alternatives.append(f"{head}[{low}-{below}]{tail}")
+    alternatives.append(gbnf_literal(top))
+    return "(" + " | ".join(alternatives) + ")"
+
+
 def _check_path(path: str) -> None:
     if parse_command(f"delete {path}") != Operation(Verb.DELETE, path) or path == "*":
         raise ValueError(f"path {path!r} cannot appear in a command line")
@@ -98,6 +117,7 @@ def build_grammar(
     allow_new_paths: bool,
     max_text_chars: int = 120,
     max_old_chars: int | None = None,
+    insert_lines: Mapping[str, int] | None = None,
 ) -> str:
     """A GBNF grammar (root rule ``root``) for one command line, optionally ending in a newline.
 
@@ -106,7 +126,9 @@ def build_grammar(
     always use ``*``. With ``allow_new_paths`` the writing verbs (append, write, create, upsert,
     and rename's target) may also name a new ``[a-z0-9_]{1,24}`` file ending in .md or .txt.
     Free texts hold at most ``max_text_chars`` characters; str_replace's old text at most
-    ``max_old_chars`` (default: the same).
+    ``max_old_chars`` (default: the same). ``insert_lines``: the files' line counts, where known:
+    an insert into such a file names a line from 1 to one past its end, the lines the folder takes
+    (any other is refused after the model paid for writing it).
     Raises ValueError if a path or action cannot be written in a command, ``allow_act`` comes
     without actions, or nothing at all would be allowed.
     """
@@ -158,7 +180,10 @@ def build_grammar(
     add(Verb.WRITE, '"write " target ": " text', uses=("target", "text"))
     add(Verb.CREATE, '"create " target ": " text', uses=("target", "text"))
     add(Verb.STR_REPLACE, '"str_replace " path ": " old " =>" (" " text)?', uses=("path", "old", "text"))
-    add(Verb.INSERT, '"insert " path " " num ": " text', uses=("path", "num", "text"))
+    if insert_lines:
+        add(Verb.INSERT, '"insert " insert-at ": " text', uses=("insert-at", "text"))
+    else:
+        add(Verb.INSERT, '"insert " path " " num ": " text', uses=("path", "num", "text"))
     add(Verb.DELETE, '"delete " path', uses=("path",))
     add(Verb.RENAME, '"rename " path " " target', uses=("path", "target"))
     add(Verb.UPSERT, '"upsert " target " " key ": " record', uses=("target", "key", "record"))
@@ -174,6 +199,14 @@ def build_grammar(
     if "new-path" in needed:
         suffixes = _alternatives(list(NEW_PATH_SUFFIXES))
         rules["new-path"] = f"{gbnf_class(_NEW_NAME)}{{1,{NEW_PATH_CHARS}}} ({suffixes})"
+    if "insert-at" in needed and insert_lines:
+        highest = 10**NUMBER_DIGITS - 1
+        rules["insert-at"] = " | ".join(
+            f"{gbnf_literal(p + ' ')} {number_up_to(min(insert_lines[p] + 1, highest)) if p in insert_lines else 'num'}"
+            for p in known
+        )
+        if any(p not in insert_lines for p in known):
+            needed.add("num")
     if "num" in needed:
         rules["num"] = f"[1-9]{_repeat('[0-9]', 0, NUMBER_DIGITS - 1)}"
     if "text" in needed:
