@@ -13,6 +13,7 @@ model time / floor; then the transcript layout's gain over the rebuild layout as
 
     python bench/step_floor.py [--steps 50] [--games crafter minihack nethack] [--seeds 9 ...]
                                [--layouts transcript[:GROWTH][:full][:keep] ... rebuild]
+                               [--cache-type-k f16]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from automem.engines.bundled import bundled_model_path
-from automem.engines.llamacpp import LlamaCppEngine
+from automem.engines.llamacpp import CACHE_TYPES, LlamaCppEngine
 from automem.memory.structure import Structure, load_builtin
 from automem.runs import RunConfig, execute_run
 from automem.store import Store
@@ -194,8 +195,9 @@ def main() -> None:
     parser.add_argument(
         "--layouts", nargs="+", default=["transcript", "rebuild"], help="transcript[:GROWTH][:full][:keep] | rebuild"
     )
+    parser.add_argument("--cache-type-k", choices=CACHE_TYPES, help="the key cache's type (default: the engine's)")
     args = parser.parse_args()
-    engine = LlamaCppEngine(bundled_model_path())
+    engine = LlamaCppEngine(bundled_model_path(), cache_type_k=args.cache_type_k)
     t0 = time.perf_counter()
     rates = measure_rates(engine)
     print(f"model speed ({time.perf_counter() - t0:.0f} s to measure), ms per token:")

@@ -58,6 +58,18 @@ def test_missing_and_broken_model_files_are_clear_errors(tmp_path) -> None:
         make_engine(str(truncated))
 
 
+def test_the_key_cache_type_is_an_option_checked_before_loading() -> None:
+    # q8_0 is the CPU default; f16 is llama.cpp's own: both give grammar-bound answers
+    for cache in ("q8_0", "f16"):
+        engine = make_engine("llamacpp", cache_type_k=cache)
+        try:
+            assert engine.complete(MESSAGES, grammar=GRAMMAR, max_tokens=12, seed=1).text.startswith("ACT ")
+        finally:
+            engine.close()
+    with pytest.raises(EngineError, match="cache_type_k"):
+        make_engine("llamacpp", cache_type_k="q3")  # the options model names the field
+
+
 def test_unknown_engine_name() -> None:
     with pytest.raises(EngineError, match="unknown engine"):
         make_engine("teleporter:x")

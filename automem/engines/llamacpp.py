@@ -19,7 +19,7 @@ import secrets
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -94,6 +94,11 @@ def parse_tool_call(text: str) -> ToolCall | None:
     return ToolCall(data["name"], json.dumps(data.get("arguments") or {}))
 
 
+#: the key cache types an engine may ask for (llama.cpp's names)
+CacheType = Literal["f32", "f16", "bf16", "q8_0"]
+CACHE_TYPES: tuple[str, ...] = get_args(CacheType)
+
+
 class LlamaCppEngine:
     name = "llamacpp"
     supports_grammar = True
@@ -115,6 +120,7 @@ class LlamaCppEngine:
         alias: str | None = None,
         flash_attn: bool | None = None,
         poll: int | None = None,
+        cache_type_k: CacheType | None = None,
     ) -> None:
         """``host``/``port``/``api_key`` matter only to ``automem serve``: an engine used in-process
         listens on a random local port that a random key closes, so nothing else can use it."""
@@ -158,6 +164,16 @@ class LlamaCppEngine:
             if flash_attn
             else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
+        # keys cached as q8_0 on the CPU: attention's K·Q then runs on llama.cpp's integer dot
+        # products, and at the 1,500-2,500-token contexts of a transcript that is most of the
+        # per-token cost left (bundled model, 2 cores: prefill 5.5 ms per token against 6.2-7.4 with
+        # f16, Crafter seeds 10-11; docs/speed.md). Values stay f16: quantized V needs flash attention.
+        if cache_type_k is None and n_gpu_layers == 0:
+            cache_type_k = "q8_0"
+        if cache_type_k is not None:
+            if cache_type_k not in CACHE_TYPES:
+                raise EngineError(f"cache_type_k must be one of {', '.join(CACHE_TYPES)}, got {cache_type_k!r}")
+            params.cache_type_k = getattr(xlc.ggml_type, f"GGML_TYPE_{cache_type_k.upper()}")
         params.warmup = False  # a warm-up decode costs a second at every load and changes nothing
         params.verbosity = int(os.environ.get("AUTOMEM_LLAMA_VERBOSITY", "-1"))  # the TUI owns stderr
         params.n_threads_http = 2 if host is None else max(2, n_parallel + 1)
@@ -337,6 +353,9 @@ class LlamaCppOptions(EngineOptions):
     )
     poll: int | None = Field(
         None, ge=0, le=100, description="threads' busy-wait, 0-100 (default: 0 when workers share the cores, else 50)"
+    )
+    cache_type_k: CacheType | None = Field(
+        None, description="the key cache's type (default: q8_0 on the CPU, llama.cpp's f16 on a GPU)"
     )
 
 

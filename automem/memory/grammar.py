@@ -78,7 +78,8 @@ def number_up_to(high: int) -> str:
         if below >= low:
             head = f"{gbnf_literal(top[:i])} " if i else ""
             tail = "[0-9]" * (len(top) - i - 1)
-            alternatives.append(f"{head}[{low}-{below}]{tail}")
+            digits = f"[{low}-{below}]" if below > low else gbnf_literal(str(low))
+            alternatives.append(f"{head}{digits}{tail}")
     alternatives.append(gbnf_literal(top))
     return "(" + " | ".join(alternatives) + ")"
 
