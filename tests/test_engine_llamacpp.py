@@ -58,6 +58,7 @@ def test_missing_and_broken_model_files_are_clear_errors(tmp_path) -> None:
         make_engine(str(truncated))
 
 
+@pytest.mark.model
 def test_the_key_cache_type_is_an_option_checked_before_loading() -> None:
     # q8_0 is the CPU default; f16 is llama.cpp's own: both give grammar-bound answers
     for cache in ("q8_0", "f16"):
