@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.util
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +16,9 @@ from hypothesis import strategies as st
 
 from automem.memory import Act, Done, Operation, ParseError, Verb, build_grammar, format_command, parse_command
 from automem.memory.grammar import NEW_PATH_CHARS, forced_start, gbnf_class, gbnf_literal, number_up_to
+
+if TYPE_CHECKING:
+    from automem.agent.loop import Agent
 
 V = Verb
 TARGET_VERBS = {V.APPEND, V.WRITE, V.CREATE, V.UPSERT}  # verbs whose path may be a new name
@@ -479,7 +485,14 @@ def test_bundled_model_writes_valid_commands_under_the_grammar(engine) -> None:
             check_sentence(text, cfg)
 
 
-def test_the_agent_caps_the_old_text_by_the_turn_budget(tmp_path: Path) -> None:
+class _GrammarOnlyEngine:
+    name = model = "grammar-only"
+    supports_grammar = True
+
+
+@contextlib.contextmanager
+def _crafter_agent(tmp_path: Path) -> Iterator[Agent]:
+    """An agent on crafter-v0 with an engine that is never called: its turn grammars are read."""
     from automem.agent.loop import Agent
     from automem.games import make_game
     from automem.memory.folder import MemoryFolder
@@ -487,16 +500,16 @@ def test_the_agent_caps_the_old_text_by_the_turn_budget(tmp_path: Path) -> None:
 
     structure = load_builtin("crafter-v0")
     game = make_game("crafter")
-
-    class _Engine:
-        name = model = "grammar-only"
-        supports_grammar = True
-
     try:
-        agent = Agent(structure, game, _Engine(), MemoryFolder(tmp_path, structure.memory_limits()))  # type: ignore[arg-type]
-        found = agent._grammar(_Engine(), frozenset(structure.verbs()), True, False, 48)
+        yield Agent(structure, game, _GrammarOnlyEngine(), MemoryFolder(tmp_path, structure.memory_limits()))  # type: ignore[arg-type]
     finally:
         game.close()
+
+
+def test_the_agent_caps_the_old_text_by_the_turn_budget(tmp_path: Path) -> None:
+    with _crafter_agent(tmp_path) as agent:
+        structure = agent.structure
+        found = agent._grammar(_GrammarOnlyEngine(), frozenset(structure.verbs()), True, False, 48)  # type: ignore[arg-type]
     assert found is not None
     longest = max(len(f.path) for f in structure.files)
     cap = 48 - (len("str_replace ") + longest + len(": ") + len(" =>"))
@@ -533,24 +546,12 @@ def test_an_insert_names_a_line_the_file_takes() -> None:
 
 
 def test_the_agent_offers_the_lines_each_file_takes_now(tmp_path: Path) -> None:
-    from automem.agent.loop import Agent
-    from automem.games import make_game
-    from automem.memory.folder import MemoryFolder
-    from automem.memory.structure import load_builtin
-
-    structure = load_builtin("crafter-v0")
-    game = make_game("crafter")
-
-    class _Engine:
-        name = model = "grammar-only"
-        supports_grammar = True
-
-    verbs = frozenset(structure.verbs())
-    try:
-        agent = Agent(structure, game, _Engine(), MemoryFolder(tmp_path, structure.memory_limits()))  # type: ignore[arg-type]
+    with _crafter_agent(tmp_path) as agent:
+        structure = agent.structure
+        verbs = frozenset(structure.verbs())
 
         def pattern() -> re.Pattern[str]:
-            found = agent._grammar(_Engine(), verbs, True, False, 48)
+            found = agent._grammar(_GrammarOnlyEngine(), verbs, True, False, 48)  # type: ignore[arg-type]
             assert found is not None
             return re.compile(gbnf_to_regex(found[0]))
 
@@ -562,5 +563,3 @@ def test_the_agent_offers_the_lines_each_file_takes_now(tmp_path: Path) -> None:
         agent.memory.execute(parse_command("write map.md: a\\nb\\nc"))
         agent.memory_changed()
         assert pattern().fullmatch("insert map.md 4: x") and not pattern().fullmatch("insert map.md 5: x")
-    finally:
-        game.close()
